@@ -1,0 +1,1 @@
+"""Topology analysis on plain sparse matrices: NNSTD, structural statistics, plots. numpy/scipy/igraph only."""

@@ -1,0 +1,98 @@
+"""The topology model shared by the trainer, the graph store and the CLI.
+
+A network with layer sizes [n0, ..., nL] has L weight matrices; matrix k has
+shape (n_k, n_{k+1}): row = input neuron, column = output neuron. Weights are
+float32 and a connection exists exactly where the stored value is nonzero.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+
+class TopologyError(ValueError):
+    """A topology that cannot be a network: shapes that do not chain, bad biases."""
+
+
+def as_layer_matrix(matrix: Any) -> sp.csr_matrix:
+    """Canonical form of one layer: CSR, float32, sorted indices, no stored zeros."""
+    m = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+    m.eliminate_zeros()
+    m.sum_duplicates()
+    m.sort_indices()
+    return m
+
+
+@dataclass
+class Snapshot:
+    """One topology of one run at one evolution step."""
+
+    run_id: str
+    step: int
+    layers: list[sp.csr_matrix]
+    biases: list[np.ndarray | None] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    epoch: int | None = None
+
+    def __post_init__(self) -> None:
+        self.layers = [as_layer_matrix(m) for m in self.layers]
+        if not self.biases:
+            self.biases = [None] * len(self.layers)
+        self.biases = [None if b is None else np.asarray(b, dtype=np.float32).ravel() for b in self.biases]
+        validate_layers(self.layers, self.biases)
+
+    @property
+    def architecture(self) -> list[int]:
+        return layer_sizes(self.layers)
+
+    @property
+    def n_synapses(self) -> int:
+        return int(sum(m.nnz for m in self.layers))
+
+    @property
+    def density(self) -> float:
+        possible = sum(m.shape[0] * m.shape[1] for m in self.layers)
+        return self.n_synapses / possible if possible else 0.0
+
+
+@dataclass
+class RunInfo:
+    """What a run is: stored once on its (:Run) node."""
+
+    run_id: str
+    architecture: list[int]
+    name: str | None = None
+    method: str | None = None
+    dataset: str | None = None
+    epsilon: float | None = None
+    zeta: float | None = None
+    seed: int | None = None
+    status: str = "running"
+    config: dict[str, Any] = field(default_factory=dict)  # any further flat scalar settings
+
+
+def layer_sizes(layers: list[sp.spmatrix]) -> list[int]:
+    if not layers:
+        return []
+    return [layers[0].shape[0]] + [m.shape[1] for m in layers]
+
+
+def validate_layers(layers: list[sp.spmatrix], biases: list[np.ndarray | None] | None = None) -> None:
+    """Raise TopologyError unless consecutive layers chain and biases fit their layer."""
+    if not layers:
+        raise TopologyError("a snapshot needs at least one weight matrix")
+    for k in range(1, len(layers)):
+        if layers[k - 1].shape[1] != layers[k].shape[0]:
+            raise TopologyError(
+                f"layer shapes do not chain: layer {k - 1} has {layers[k - 1].shape[1]} outputs "
+                f"but layer {k} has {layers[k].shape[0]} inputs"
+            )
+    if biases is not None:
+        if len(biases) != len(layers):
+            raise TopologyError(f"{len(biases)} bias vectors given for {len(layers)} layers")
+        for k, (m, b) in enumerate(zip(layers, biases)):
+            if b is not None and b.shape != (m.shape[1],):
+                raise TopologyError(f"bias of layer {k} has {b.size} values but the layer has {m.shape[1]} outputs")

@@ -1,0 +1,125 @@
+"""The file format of the paper's published topologies.
+
+A snapshot directory holds weight_l0.npz ... weight_l{L-1}.npz, each a
+scipy.sparse.save_npz matrix of shape (n_k + 1, n_{k+1}) whose last row is the
+bias. A run directory holds epoch_XXX/ snapshot directories and optionally a
+testacc.txt with one test accuracy per epoch.
+"""
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from .model import Snapshot, TopologyError, validate_layers
+
+_LAYER_FILE = re.compile(r"^weight_l(\d+)\.npz$")
+_EPOCH_DIR = re.compile(r"^epoch_(\d+)$")
+
+
+class NpzFormatError(ValueError):
+    """A directory or file that is not in the paper's format."""
+
+
+def is_snapshot_dir(path: Path) -> bool:
+    return path.is_dir() and any(_LAYER_FILE.match(p.name) for p in path.iterdir())
+
+
+def epoch_dirs(root: Path) -> list[tuple[int, Path]]:
+    """The epoch_XXX/ snapshot directories of a run directory, in epoch order."""
+    found = []
+    for p in root.iterdir():
+        m = _EPOCH_DIR.match(p.name)
+        if m and is_snapshot_dir(p):
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def _load_matrix(path: Path) -> sp.csr_matrix:
+    try:
+        return sp.load_npz(path).tocsr()
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+        raise NpzFormatError(f"{path} is not a readable scipy sparse .npz file ({exc.__class__.__name__})") from None
+
+
+def read_snapshot_dir(path: str | Path, run_id: str = "", step: int = 0, epoch: int | None = None) -> Snapshot:
+    """Read one snapshot directory: weights as layers, the last row of each file as its bias."""
+    path = Path(path)
+    if not path.exists():
+        raise NpzFormatError(f"{path} does not exist")
+    if not path.is_dir():
+        raise NpzFormatError(f"{path} is not a directory of weight_l*.npz files")
+    files = {int(m.group(1)): p for p in path.iterdir() if (m := _LAYER_FILE.match(p.name))}
+    if not files:
+        raise NpzFormatError(f"{path} holds no weight_l*.npz files")
+    expected = list(range(len(files)))
+    if sorted(files) != expected:
+        raise NpzFormatError(f"{path} has layer files {sorted(files)}; expected consecutive layers {expected}")
+    layers, biases = [], []
+    for k in expected:
+        full = _load_matrix(files[k])
+        if full.shape[0] < 2:
+            raise NpzFormatError(f"{files[k]} has {full.shape[0]} rows; expected inputs plus one bias row")
+        layers.append(full[:-1])
+        biases.append(full[-1].toarray().ravel().astype(np.float32))
+    try:
+        validate_layers(layers, biases)
+    except TopologyError as exc:
+        raise NpzFormatError(f"{path}: {exc}") from None
+    return Snapshot(run_id=run_id, step=step, layers=layers, biases=biases, epoch=epoch)
+
+
+def read_test_accuracies(root: Path) -> list[float]:
+    """testacc.txt: one accuracy per epoch, whitespace or comma separated."""
+    f = root / "testacc.txt"
+    if not f.exists():
+        return []
+    text = f.read_text().replace(",", " ").split()
+    try:
+        return [float(v) for v in text]
+    except ValueError:
+        raise NpzFormatError(f"{f} must hold numbers, one test accuracy per epoch") from None
+
+
+def read_run_dir(root: str | Path, run_id: str):
+    """Yield the snapshots of a run directory (or a single snapshot directory), step by step.
+
+    Steps are numbered 0, 1, ... in epoch order; each snapshot records its epoch.
+    Reading is lazy so a long run never sits in memory at once.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise NpzFormatError(f"{root} does not exist")
+    if is_snapshot_dir(root):
+        yield read_snapshot_dir(root, run_id=run_id, step=0)
+        return
+    if not root.is_dir():
+        raise NpzFormatError(f"{root} is not a directory")
+    epochs = epoch_dirs(root)
+    if not epochs:
+        raise NpzFormatError(f"{root} holds neither weight_l*.npz files nor epoch_XXX/ snapshot directories")
+    accuracies = read_test_accuracies(root)
+    for step, (epoch, path) in enumerate(epochs):
+        snap = read_snapshot_dir(path, run_id=run_id, step=step, epoch=epoch)
+        # testacc.txt lists one value per trained epoch; epoch_000 may be the untrained start.
+        if accuracies:
+            first = epochs[0][0]
+            idx = epoch - first if len(accuracies) == len(epochs) else epoch - 1
+            if 0 <= idx < len(accuracies):
+                snap.metrics["test_accuracy"] = accuracies[idx]
+        yield snap
+
+
+def write_snapshot_dir(snapshot: Snapshot, out: str | Path) -> Path:
+    """Write a snapshot in the paper's format; missing biases are written as zeros."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for k, (m, b) in enumerate(zip(snapshot.layers, snapshot.biases)):
+        bias = np.zeros(m.shape[1], dtype=np.float32) if b is None else b
+        full = sp.vstack([m, sp.csr_matrix(bias.reshape(1, -1))], format="csr", dtype=np.float32)
+        full.eliminate_zeros()
+        sp.save_npz(out / f"weight_l{k}.npz", full)
+    return out

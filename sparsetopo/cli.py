@@ -1,0 +1,67 @@
+"""The `sparsetopo` command line.
+
+Each command group lives in sparsetopo/commands/<group>.py and imports its heavy
+libraries (torch, igraph, neo4j) inside the command bodies, so `--help` stays fast.
+User mistakes surface as exceptions from our own packages; `main` turns them into
+one sentence on stderr and a non-zero exit status, never a traceback.
+"""
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from .commands import db, io, runs, cypher
+
+app = typer.Typer(
+    name="sparsetopo",
+    help="Study how sparse neural networks are wired and how that wiring evolves during training.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(runs.app, name="runs")
+app.add_typer(io.import_app, name="import")
+app.add_typer(io.export_app, name="export")
+app.command("cypher")(cypher.cypher)
+
+_OUR_PACKAGES = {"sparsetopo", "graphstore", "trainer", "analysis"}
+
+
+def user_error_message(exc: BaseException) -> str | None:
+    """The one-sentence message for an error a user can cause, or None for a bug."""
+    module = type(exc).__module__.split(".")[0]
+    if module in _OUR_PACKAGES:
+        return str(exc)
+    if module == "neo4j":
+        name = type(exc).__name__
+        if name in {"ServiceUnavailable", "SessionExpired"}:
+            return f"cannot reach the Neo4j server ({exc}); is it running? try `sparsetopo db status`"
+        if name in {"AuthError", "Unauthorized"}:
+            return "Neo4j refused the credentials; check NEO4J_USER / NEO4J_PASSWORD"
+        if name == "CypherSyntaxError":
+            return f"Cypher syntax error: {getattr(exc, 'message', exc)}"
+        if name in {"ClientError", "ConstraintError", "TransientError", "DatabaseError"}:
+            return f"Neo4j error: {getattr(exc, 'message', exc)}"
+    if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
+        return f"{exc.strerror}: {exc.filename}"
+    return None
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("interrupted; everything stored so far is complete.", err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - translated to one sentence or re-raised
+        message = user_error_message(exc)
+        if message is None:
+            raise
+        typer.echo(f"Error: {message}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

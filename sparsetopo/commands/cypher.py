@@ -1,0 +1,5 @@
+"""`sparsetopo cypher`: read-only Cypher."""
+
+
+def cypher(query: str) -> None:
+    """Run a read-only Cypher query."""

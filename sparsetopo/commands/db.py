@@ -1,0 +1,4 @@
+"""`sparsetopo db` commands."""
+import typer
+
+app = typer.Typer(no_args_is_help=True)
