@@ -1,0 +1,184 @@
+"""Structural statistics of a sparse layered network, from plain sparse matrices.
+
+Input: the weight matrices of one topology, matrix k of shape (n_k, n_{k+1})
+(row = input neuron, column = output neuron); a connection is a nonzero entry.
+Output: flat dicts of numbers (and short lists of numbers) so callers can store
+them as database properties or print them as table columns.
+
+Conventions (documented here because several choices are possible):
+- The whole network is the layered directed graph of all neurons. Its in-degree
+  distribution covers the neurons that can have inputs (layers 1..L), its
+  out-degree distribution the neurons that can have outputs (layers 0..L-1), so
+  the input layer's structural zeros do not dilute the in-degree statistics.
+- Degree assortativity is the Pearson correlation, over synapses, of the source
+  neuron's out-degree and the target neuron's in-degree (igraph's directed
+  definition); None when it is undefined (no synapses or constant degrees).
+- k-core numbers ignore direction (igraph coreness, mode "all").
+- Hubs: the `hubs` neurons with the highest degree, ties broken by lower index.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from .reachability import flow_statistics
+
+
+class StructureError(ValueError):
+    """Matrices that do not form a layered network."""
+
+
+def binary_layers(layers: Sequence[sp.spmatrix]) -> list[sp.csr_matrix]:
+    """0/1 CSR adjacency of each layer (explicit zeros dropped); checks that shapes chain."""
+    if not layers:
+        raise StructureError("a network needs at least one weight matrix")
+    out = []
+    for k, m in enumerate(layers):
+        a = sp.csr_matrix(m)
+        a.eliminate_zeros()
+        a = sp.csr_matrix((np.ones(a.nnz, dtype=np.float64), a.indices, a.indptr), shape=a.shape)
+        a.sum_duplicates()
+        if out and out[-1].shape[1] != a.shape[0]:
+            raise StructureError(
+                f"layer {k - 1} has {out[-1].shape[1]} outputs but layer {k} has {a.shape[0]} inputs"
+            )
+        out.append(a)
+    return out
+
+
+def gini(values: np.ndarray) -> float:
+    """Gini coefficient of non-negative values: 0 = all equal, (n-1)/n = all in one."""
+    x = np.sort(np.asarray(values, dtype=np.float64).ravel())
+    n = x.size
+    total = x.sum()
+    if n == 0 or total == 0:
+        return 0.0
+    ranks = np.arange(1, n + 1, dtype=np.float64)
+    return float(2.0 * np.dot(ranks, x) / (n * total) - (n + 1) / n)
+
+
+def degree_summary(degrees: np.ndarray, name: str) -> dict[str, float]:
+    """mean, std, max and Gini of one degree distribution, keyed `{name}_mean` etc."""
+    d = np.asarray(degrees, dtype=np.float64)
+    if d.size == 0:
+        return {f"{name}_mean": 0.0, f"{name}_std": 0.0, f"{name}_max": 0, f"{name}_gini": 0.0}
+    return {
+        f"{name}_mean": float(d.mean()),
+        f"{name}_std": float(d.std()),
+        f"{name}_max": int(d.max()),
+        f"{name}_gini": gini(d),
+    }
+
+
+def top_indices(degrees: np.ndarray, count: int) -> list[int]:
+    """Indices of the `count` largest degrees, highest first, ties by lower index."""
+    d = np.asarray(degrees)
+    order = np.lexsort((np.arange(d.size), -d))
+    return [int(i) for i in order[:count]]
+
+
+def out_degrees(a: sp.csr_matrix) -> np.ndarray:
+    return np.diff(a.indptr).astype(np.int64)
+
+
+def in_degrees(a: sp.csr_matrix) -> np.ndarray:
+    return np.bincount(a.indices, minlength=a.shape[1]).astype(np.int64)
+
+
+def neuron_degrees(adj: list[sp.csr_matrix]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per neuron layer l = 0..L: (in-degrees, out-degrees); zeros where a layer has no such side."""
+    sizes = [adj[0].shape[0]] + [a.shape[1] for a in adj]
+    ins = [np.zeros(sizes[0], dtype=np.int64)] + [in_degrees(a) for a in adj]
+    outs = [out_degrees(a) for a in adj] + [np.zeros(sizes[-1], dtype=np.int64)]
+    return ins, outs
+
+
+def _graph(adj: list[sp.csr_matrix]):
+    """The layered directed igraph graph; vertex id = layer offset + neuron index."""
+    import igraph as ig
+
+    sizes = [adj[0].shape[0]] + [a.shape[1] for a in adj]
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    parts = []
+    for k, a in enumerate(adj):
+        coo = a.tocoo()
+        parts.append(np.column_stack([coo.row + offsets[k], coo.col + offsets[k + 1]]))
+    edges = np.concatenate(parts) if parts else np.empty((0, 2), dtype=np.int64)
+    return ig.Graph(n=int(offsets[-1]), edges=edges.astype(np.int64).tolist(), directed=True)
+
+
+def _graph_statistics(graph) -> dict[str, float | int | None]:
+    """Components, assortativity and k-cores of one igraph graph."""
+    comps = graph.connected_components(mode="weak")
+    sizes = comps.sizes()
+    nonsingle = [s for s in sizes if s > 1]
+    assort = graph.assortativity_degree(directed=True) if graph.ecount() else float("nan")
+    core = np.asarray(graph.coreness(mode="all"), dtype=np.int64) if graph.vcount() else np.zeros(0, np.int64)
+    return {
+        "components": len(sizes),
+        "components_nontrivial": len(nonsingle),
+        "largest_component": int(max(sizes)) if sizes else 0,
+        "assortativity": None if assort is None or math.isnan(assort) else float(assort),
+        "kcore_max": int(core.max()) if core.size else 0,
+        "kcore_mean": float(core.mean()) if core.size else 0.0,
+    }
+
+
+def layer_statistics(matrix: sp.spmatrix, hubs: int = 5) -> dict:
+    """Statistics of one weight matrix as a bipartite directed graph (inputs -> outputs)."""
+    (a,) = binary_layers([matrix])
+    n_in, n_out = a.shape
+    outs, ins = out_degrees(a), in_degrees(a)
+    stats: dict = {
+        "n_in": n_in,
+        "n_out": n_out,
+        "nnz": int(a.nnz),
+        "density": a.nnz / (n_in * n_out) if n_in * n_out else 0.0,
+    }
+    stats.update(degree_summary(outs, "out_degree"))
+    stats.update(degree_summary(ins, "in_degree"))
+    stats["n_inputs_without_outputs"] = int((outs == 0).sum())
+    stats["n_outputs_without_inputs"] = int((ins == 0).sum())
+    stats.update(_graph_statistics(_graph([a])))
+    stats["hub_inputs"] = top_indices(outs, hubs)
+    stats["hub_input_degrees"] = [int(outs[i]) for i in stats["hub_inputs"]]
+    stats["hub_outputs"] = top_indices(ins, hubs)
+    stats["hub_output_degrees"] = [int(ins[i]) for i in stats["hub_outputs"]]
+    return stats
+
+
+def network_statistics(layers: Sequence[sp.spmatrix], hubs: int = 5) -> dict:
+    """Statistics of the whole network as one layered directed graph."""
+    adj = binary_layers(layers)
+    sizes = [adj[0].shape[0]] + [a.shape[1] for a in adj]
+    ins, outs = neuron_degrees(adj)
+    n_syn = int(sum(a.nnz for a in adj))
+    possible = sum(a.shape[0] * a.shape[1] for a in adj)
+    has_inputs = np.concatenate(ins[1:])
+    has_outputs = np.concatenate(outs[:-1])
+    total = [i + o for i, o in zip(ins, outs)]
+    stats: dict = {
+        "n_layers": len(adj),
+        "n_neurons": int(sum(sizes)),
+        "n_synapses": n_syn,
+        "density": n_syn / possible if possible else 0.0,
+    }
+    stats.update(degree_summary(has_inputs, "in_degree"))
+    stats.update(degree_summary(has_outputs, "out_degree"))
+    stats["n_neurons_without_inputs"] = int((has_inputs == 0).sum())
+    stats["n_neurons_without_outputs"] = int((has_outputs == 0).sum())
+    stats["n_isolated_neurons"] = int(sum(int((t == 0).sum()) for t in total))
+    stats.update(flow_statistics(adj))
+    stats.update(_graph_statistics(_graph(adj)))
+    for layer, deg in enumerate(total):
+        stats[f"hubs_layer{layer}"] = top_indices(deg, hubs)
+        stats[f"hub_degrees_layer{layer}"] = [int(deg[i]) for i in stats[f"hubs_layer{layer}"]]
+    return stats
+
+
+def snapshot_statistics(layers: Sequence[sp.spmatrix], hubs: int = 5) -> tuple[dict, list[dict]]:
+    """(whole-network statistics, one dict per weight matrix)."""
+    return network_statistics(layers, hubs), [layer_statistics(m, hubs) for m in layers]
