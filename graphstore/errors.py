@@ -1,0 +1,28 @@
+"""Errors a user can cause; str() of each is the one sentence the CLI prints."""
+
+
+class GraphStoreError(Exception):
+    """Base of the graph store's user-facing errors."""
+
+
+class ServerUnavailable(GraphStoreError):
+    """The Neo4j server cannot be reached or started."""
+
+
+class UnknownRunError(GraphStoreError):
+    def __init__(self, run_id: str):
+        super().__init__(f"there is no run '{run_id}' in the graph store (see `sparsetopo runs list`)")
+        self.run_id = run_id
+
+
+class UnknownSnapshotError(GraphStoreError):
+    def __init__(self, run_id: str, step: int):
+        super().__init__(f"run '{run_id}' has no snapshot at step {step}")
+
+
+class ReadOnlyViolation(GraphStoreError):
+    """A write attempted through a read-only entry point."""
+
+
+class RunConflictError(GraphStoreError):
+    """A write that disagrees with what the run already stores (e.g. another architecture)."""

@@ -1,0 +1,41 @@
+"""Where the graph store lives: the user's data directory and the connection settings.
+
+Precedence: values the CLI passes down, then environment variables, then defaults.
+With NEO4J_URI set, that server is used and nothing is started locally.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def data_home() -> Path:
+    """The user's sparsetopo data directory (SPARSETOPO_HOME, else XDG data home)."""
+    explicit = os.environ.get("SPARSETOPO_HOME")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg).expanduser() / "sparsetopo"
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    uri: str
+    user: str
+    password: str
+    database: str | None = None
+    external: bool = True  # False when the project's own server provides these
+
+
+def external_settings() -> ConnectionSettings | None:
+    """Connection settings of a server named by NEO4J_URI, or None to use the embedded default."""
+    uri = os.environ.get("NEO4J_URI")
+    if not uri:
+        return None
+    return ConnectionSettings(
+        uri=uri,
+        user=os.environ.get("NEO4J_USER", "neo4j"),
+        password=os.environ.get("NEO4J_PASSWORD", ""),
+        database=os.environ.get("NEO4J_DATABASE") or None,
+    )

@@ -1,0 +1,277 @@
+"""Writing snapshots as synapse lifetimes.
+
+Each snapshot is diffed against the run's previous one, layer by layer:
+connections that appear get a new SYNAPSE (born = step), connections that vanish
+get died = step on their open SYNAPSE. The exact weights and bias of every layer at
+every step go onto its LayerSnapshot, which is what reads reconstruct from.
+
+The writer keeps, per run, the previous step's connections and the element ids of
+the run's neurons and open synapses, so each step costs index-free id seeks. The
+cursor is rebuilt from the store when a process resumes a run, and only advanced
+after the snapshot's transaction commits.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from .errors import RunConflictError, UnknownRunError
+from .model import Snapshot
+
+BATCH = 20_000  # rows per UNWIND statement
+
+
+def linear_positions(m: sp.csr_matrix) -> np.ndarray:
+    """Row-major positions row * n_out + col of the stored entries, ascending for canonical CSR."""
+    rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
+    return rows * m.shape[1] + m.indices.astype(np.int64)
+
+
+@dataclass
+class LayerState:
+    positions: np.ndarray  # sorted linear positions alive at the last written step
+    weights: np.ndarray  # float32, aligned with positions
+    open_ids: dict[int, str] = field(default_factory=dict)  # position -> SYNAPSE element id
+
+
+@dataclass
+class RunCursor:
+    run_id: str
+    architecture: list[int]
+    neuron_ids: list[list[str]]
+    last_step: int | None = None
+    layers: list[LayerState] | None = None
+
+
+@dataclass
+class LayerDiff:
+    appeared: np.ndarray
+    appeared_weights: np.ndarray
+    vanished: np.ndarray
+    vanished_weights: np.ndarray
+    positions: np.ndarray
+    weights: np.ndarray
+
+
+def diff_layer(previous: LayerState | None, current: sp.csr_matrix) -> LayerDiff:
+    pos = linear_positions(current)
+    w = current.data.astype(np.float32, copy=False)
+    if previous is None:
+        empty = np.empty(0, dtype=np.int64)
+        return LayerDiff(pos, w, empty, np.empty(0, np.float32), pos, w)
+    new_mask = ~np.isin(pos, previous.positions, assume_unique=True)
+    gone_mask = ~np.isin(previous.positions, pos, assume_unique=True)
+    return LayerDiff(
+        appeared=pos[new_mask], appeared_weights=w[new_mask],
+        vanished=previous.positions[gone_mask], vanished_weights=previous.weights[gone_mask],
+        positions=pos, weights=w,
+    )
+
+
+def _batches(n: int):
+    for start in range(0, n, BATCH):
+        yield start, min(n, start + BATCH)
+
+
+class SnapshotWriter:
+    """Appends snapshots of runs to the store; one transaction per snapshot."""
+
+    def __init__(self, driver, database: str | None = None):
+        self.driver = driver
+        self.database = database
+        self._cursors: dict[str, RunCursor] = {}
+
+    def forget(self, run_id: str) -> None:
+        self._cursors.pop(run_id, None)
+
+    # -- cursor ------------------------------------------------------------------
+    def cursor(self, run_id: str) -> RunCursor:
+        if run_id in self._cursors:
+            return self._cursors[run_id]
+        records, _, _ = self.driver.execute_query(
+            "MATCH (r:Run {run_id: $run}) OPTIONAL MATCH (r)-[:HAS_SNAPSHOT]->(s:Snapshot) "
+            "RETURN r.architecture AS architecture, max(s.step) AS last_step",
+            run=run_id, database_=self.database,
+        )
+        if not records:
+            raise UnknownRunError(run_id)
+        architecture = list(records[0]["architecture"])
+        last_step = records[0]["last_step"]
+        cursor = RunCursor(run_id, architecture, self._neuron_ids(run_id, architecture), last_step)
+        if last_step is not None:
+            cursor.layers = self._load_state(run_id, last_step, architecture)
+        self._cursors[run_id] = cursor
+        return cursor
+
+    def _neuron_ids(self, run_id: str, architecture: list[int]) -> list[list[str]]:
+        records, _, _ = self.driver.execute_query(
+            "MATCH (n:Neuron {run_id: $run}) RETURN n.layer AS layer, n.index AS index, elementId(n) AS id",
+            run=run_id, database_=self.database,
+        )
+        if not records:
+            return []
+        ids = [[""] * size for size in architecture]
+        for r in records:
+            ids[r["layer"]][r["index"]] = r["id"]
+        return ids
+
+    def _load_state(self, run_id: str, step: int, architecture: list[int]) -> list[LayerState]:
+        records, _, _ = self.driver.execute_query(
+            "MATCH (l:LayerSnapshot {run_id: $run, step: $step}) "
+            "RETURN l.layer AS layer, l.positions AS positions, l.weights AS weights ORDER BY layer",
+            run=run_id, step=step, database_=self.database,
+        )
+        states = [
+            LayerState(np.asarray(r["positions"], dtype=np.int64), np.asarray(r["weights"], dtype=np.float32))
+            for r in records
+        ]
+        n_out = architecture[1:]
+        opened, _, _ = self.driver.execute_query(
+            "MATCH (a:Neuron)-[s:SYNAPSE {run_id: $run}]->(b:Neuron) WHERE s.died IS NULL "
+            "RETURN s.layer AS layer, a.index AS i, b.index AS j, elementId(s) AS id",
+            run=run_id, database_=self.database,
+        )
+        for r in opened:
+            states[r["layer"]].open_ids[r["i"] * n_out[r["layer"]] + r["j"]] = r["id"]
+        return states
+
+    # -- writing -----------------------------------------------------------------
+    def write(self, snapshot: Snapshot) -> bool:
+        """Store a snapshot; False when that exact step was stored already (nothing written)."""
+        cursor = self.cursor(snapshot.run_id)
+        if snapshot.architecture != cursor.architecture:
+            raise RunConflictError(
+                f"snapshot layer sizes {snapshot.architecture} differ from run '{snapshot.run_id}' "
+                f"architecture {cursor.architecture}"
+            )
+        if cursor.last_step is not None and snapshot.step <= cursor.last_step:
+            return self._check_already_stored(snapshot)
+        diffs = [diff_layer(cursor.layers[k] if cursor.layers else None, m) for k, m in enumerate(snapshot.layers)]
+        with self.driver.session(database=self.database) as session:
+            neuron_ids, new_open = session.execute_write(self._write_tx, snapshot, cursor, diffs)
+        self._advance(cursor, snapshot, diffs, neuron_ids, new_open)
+        return True
+
+    def _check_already_stored(self, snapshot: Snapshot) -> bool:
+        from .reader import read_snapshot, snapshots_equal
+        from .errors import UnknownSnapshotError
+
+        try:
+            stored = read_snapshot(self.driver, snapshot.run_id, snapshot.step, self.database)
+        except UnknownSnapshotError:
+            raise RunConflictError(
+                f"run '{snapshot.run_id}' already stores steps up to {self._cursors[snapshot.run_id].last_step}; "
+                f"step {snapshot.step} cannot be inserted before them"
+            ) from None
+        if not snapshots_equal(stored, snapshot):
+            raise RunConflictError(
+                f"step {snapshot.step} of run '{snapshot.run_id}' is already stored with a different topology; "
+                "delete the run to write it again"
+            )
+        return False
+
+    def _write_tx(self, tx, snapshot: Snapshot, cursor: RunCursor, diffs: list[LayerDiff]):
+        run, step = snapshot.run_id, snapshot.step
+        neuron_ids = cursor.neuron_ids or self._create_neurons(tx, run, cursor.architecture)
+        props = {"epoch": snapshot.epoch, "n_synapses": snapshot.n_synapses, "density": snapshot.density}
+        props.update({k: v for k, v in snapshot.metrics.items() if v is not None})
+        tx.run(
+            "MATCH (r:Run {run_id: $run}) "
+            "CREATE (s:Snapshot {run_id: $run, step: $step}) SET s += $props "
+            "CREATE (r)-[:HAS_SNAPSHOT]->(s) "
+            "WITH s OPTIONAL MATCH (p:Snapshot {run_id: $run, step: $prev}) "
+            "FOREACH (_ IN CASE WHEN p IS NULL THEN [] ELSE [1] END | CREATE (p)-[:NEXT]->(s))",
+            run=run, step=step, props=props, prev=cursor.last_step,
+        ).consume()
+        layer_rows = []
+        for k, (m, bias, d) in enumerate(zip(snapshot.layers, snapshot.biases, diffs)):
+            layer_rows.append({
+                "layer": k, "n_in": m.shape[0], "n_out": m.shape[1], "nnz": int(m.nnz),
+                "density": m.nnz / (m.shape[0] * m.shape[1]),
+                "appeared": int(d.appeared.size), "vanished": int(d.vanished.size),
+                "positions": d.positions.tolist(), "weights": d.weights.tolist(),
+                "bias": None if bias is None else bias.tolist(),
+            })
+        tx.run(
+            "MATCH (s:Snapshot {run_id: $run, step: $step}) UNWIND $rows AS row "
+            "CREATE (l:LayerSnapshot {run_id: $run, step: $step}) SET l += row "
+            "CREATE (s)-[:HAS_LAYER]->(l)",
+            run=run, step=step, rows=layer_rows,
+        ).consume()
+        new_open: list[dict[int, str]] = []
+        for k, d in enumerate(diffs):
+            n_out = cursor.architecture[k + 1]
+            src_ids, dst_ids = neuron_ids[k], neuron_ids[k + 1]
+            if cursor.layers:
+                open_ids = cursor.layers[k].open_ids
+                for lo, hi in _batches(d.vanished.size):
+                    rows = [[open_ids[int(p)], float(w)] for p, w in zip(d.vanished[lo:hi], d.vanished_weights[lo:hi])]
+                    tx.run(
+                        "UNWIND $rows AS row MATCH ()-[s:SYNAPSE]->() WHERE elementId(s) = row[0] "
+                        "SET s.died = $step, s.weight = row[1]",
+                        rows=rows, step=step,
+                    ).consume()
+            created: dict[int, str] = {}
+            for lo, hi in _batches(d.appeared.size):
+                pos = d.appeared[lo:hi]
+                rows = [
+                    [src_ids[int(i)], dst_ids[int(j)], float(w)]
+                    for i, j, w in zip(pos // n_out, pos % n_out, d.appeared_weights[lo:hi])
+                ]
+                result = tx.run(
+                    "UNWIND $rows AS row "
+                    "MATCH (a) WHERE elementId(a) = row[0] MATCH (b) WHERE elementId(b) = row[1] "
+                    "CREATE (a)-[s:SYNAPSE {run_id: $run, layer: $layer, born: $step, weight_born: row[2], weight: row[2]}]->(b) "
+                    "RETURN elementId(s) AS id",
+                    rows=rows, run=run, layer=k, step=step,
+                )
+                created.update(zip(pos.tolist(), (r["id"] for r in result)))
+            new_open.append(created)
+        return neuron_ids, new_open
+
+    @staticmethod
+    def _create_neurons(tx, run: str, architecture: list[int]) -> list[list[str]]:
+        ids = []
+        for layer, size in enumerate(architecture):
+            result = tx.run(
+                "UNWIND range(0, $n - 1) AS i CREATE (n:Neuron {run_id: $run, layer: $layer, index: i}) "
+                "RETURN i, elementId(n) AS id",
+                n=size, run=run, layer=layer,
+            )
+            layer_ids = [""] * size
+            for r in result:
+                layer_ids[r["i"]] = r["id"]
+            ids.append(layer_ids)
+        return ids
+
+    def _advance(self, cursor, snapshot, diffs, neuron_ids, new_open) -> None:
+        layers = []
+        for k, d in enumerate(diffs):
+            open_ids = dict(cursor.layers[k].open_ids) if cursor.layers else {}
+            for p in d.vanished.tolist():
+                del open_ids[p]
+            open_ids.update(new_open[k])
+            layers.append(LayerState(d.positions, d.weights, open_ids))
+        cursor.neuron_ids = neuron_ids
+        cursor.layers = layers
+        cursor.last_step = snapshot.step
+
+    def finish(self, run_id: str) -> None:
+        """Give every synapse still alive its latest weight (dead ones got theirs when they died)."""
+        cursor = self.cursor(run_id)
+        if not cursor.layers:
+            return
+        with self.driver.session(database=self.database) as session:
+            for state in cursor.layers:
+                items = list(state.open_ids.items())
+                lookup = dict(zip(state.positions.tolist(), state.weights.tolist()))
+                for lo, hi in _batches(len(items)):
+                    rows = [[sid, lookup[p]] for p, sid in items[lo:hi]]
+                    session.execute_write(
+                        lambda tx, rows=rows: tx.run(
+                            "UNWIND $rows AS row MATCH ()-[s:SYNAPSE]->() WHERE elementId(s) = row[0] SET s.weight = row[1]",
+                            rows=rows,
+                        ).consume()
+                    )

@@ -1,0 +1,52 @@
+"""Test fixtures: one real, throw-away Neo4j server per test session.
+
+The server runs from the project's own build on free ports with a temporary
+home; the user's data directory is never touched (SPARSETOPO_HOME points to a
+temporary directory too). NEO4J_URI and friends are exported so CLI commands
+invoked by tests talk to this server.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="sparsetopo-tests-"))
+os.environ["SPARSETOPO_HOME"] = str(_SESSION_HOME / "home")
+for _var in ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD", "NEO4J_DATABASE"):
+    os.environ.pop(_var, None)
+
+
+@pytest.fixture(scope="session")
+def neo4j_server():
+    from graphstore.server import TEST_MEMORY, LocalServer, free_port
+
+    server = LocalServer(_SESSION_HOME / "neo4j", TEST_MEMORY)
+    settings = server.start(bolt_port=free_port(), http_port=free_port())
+    os.environ["NEO4J_URI"] = settings.uri
+    os.environ["NEO4J_USER"] = settings.user
+    os.environ["NEO4J_PASSWORD"] = settings.password
+    try:
+        yield server
+    finally:
+        for var in ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD"):
+            os.environ.pop(var, None)
+        server.stop()
+        shutil.rmtree(_SESSION_HOME, ignore_errors=True)
+
+
+@pytest.fixture
+def store(neo4j_server):
+    """A GraphStore on the session's server, emptied before the test."""
+    from graphstore.store import GraphStore
+
+    gs = GraphStore.connect(neo4j_server.settings())
+    with gs.driver.session() as session:
+        session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
+    try:
+        yield gs
+    finally:
+        gs.close()
