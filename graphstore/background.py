@@ -1,0 +1,145 @@
+"""A snapshot sink that writes on a background thread, so training rarely waits on the database.
+
+Snapshots pass through a bounded queue: training only blocks when the writer is `maxsize`
+snapshots behind. Each snapshot is one transaction (store.write_snapshot), so the store only
+ever holds whole snapshots. An error in the writer thread is raised in the training thread at
+its next hand-over (or at close); after an error the writer discards what is still queued.
+On exit the queue is drained (queued snapshots are complete, so they are worth keeping); a
+second Ctrl-C while draining drops the rest, whole snapshots only.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from .model import RunInfo, Snapshot
+
+_STOP = object()
+
+
+class BackgroundWriter:
+    """Call it with a Snapshot to queue it; use as a context manager (or call close())."""
+
+    def __init__(self, write: Callable[[Snapshot], object], maxsize: int = 4):
+        self._write = write
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, maxsize))
+        self._error: BaseException | None = None
+        self._error_raised = False
+        self._drop = threading.Event()
+        self._closed = False
+        self._stop_sent = False
+        self.written = 0
+        self.dropped = 0
+        self.wait_seconds = 0.0  # time the training thread spent blocked on a full queue
+        self.write_seconds = 0.0  # time the writer thread spent in transactions
+        self._thread = threading.Thread(target=self._run, name="snapshot-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is _STOP:
+                    return
+                if self._error is not None or self._drop.is_set():
+                    self.dropped += 1
+                    continue
+                started = time.perf_counter()
+                try:
+                    self._write(item)
+                    self.written += 1
+                except BaseException as exc:  # noqa: BLE001 - handed to the training thread
+                    self._error = exc
+                    self.dropped += 1
+                finally:
+                    self.write_seconds += time.perf_counter() - started
+            finally:
+                self._queue.task_done()
+
+    def _raise_pending(self) -> None:
+        if self._error is not None and not self._error_raised:
+            self._error_raised = True
+            raise self._error
+
+    def __call__(self, snapshot: Snapshot) -> None:
+        if self._closed:
+            raise RuntimeError("this snapshot writer is closed")
+        self._raise_pending()
+        started = time.perf_counter()
+        while True:
+            try:
+                self._queue.put(snapshot, timeout=0.2)
+                break
+            except queue.Full:
+                self._raise_pending()  # the writer may have failed while we wait
+        self.wait_seconds += time.perf_counter() - started
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    def close(self, drain: bool = True) -> None:
+        """Stop the thread after writing (drain) or discarding what is queued; raise a writer error."""
+        if not self._closed:
+            self._closed = True
+            if not drain:
+                self._drop.set()
+            try:
+                self._join()
+            except KeyboardInterrupt:
+                # A second Ctrl-C: keep only the transaction in flight, drop whole queued snapshots.
+                self._drop.set()
+                self._join()
+                raise
+        self._raise_pending()
+
+    def _join(self) -> None:
+        while not self._stop_sent and self._thread.is_alive():
+            try:
+                self._queue.put(_STOP, timeout=0.2)
+                self._stop_sent = True
+            except queue.Full:
+                continue
+        while self._thread.is_alive():
+            self._thread.join(timeout=0.2)
+
+    def __enter__(self) -> "BackgroundWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close(drain=True)
+            return
+        # The body failed: keep what is queued, but let the body's exception win.
+        try:
+            self.close(drain=True)
+        except BaseException:  # noqa: BLE001
+            pass
+
+
+@contextmanager
+def recording(store, info: RunInfo, maxsize: int = 4) -> Iterator[BackgroundWriter]:
+    """Create the run, yield a background sink for its snapshots, and mark how the run ended.
+
+    completed: the body finished and every snapshot was written; interrupted: Ctrl-C;
+    failed: any other error (in training or in the writer). Stored snapshots are always whole.
+    """
+    store.create_run(info)
+    status = "failed"
+    try:
+        with BackgroundWriter(store.write_snapshot, maxsize) as writer:
+            yield writer
+        status = "completed"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        try:
+            store.set_run_status(info.run_id, status)
+        except Exception:
+            if status == "completed":
+                raise
+            # The original error matters more than a failed status update (e.g. the server is gone).
