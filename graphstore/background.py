@@ -121,8 +121,11 @@ class BackgroundWriter:
 
 
 @contextmanager
-def recording(store, info: RunInfo, maxsize: int = 4) -> Iterator[BackgroundWriter]:
+def recording(store, info: RunInfo, maxsize: int = 4,
+              write: Callable[[Snapshot], object] | None = None) -> Iterator[BackgroundWriter]:
     """Create the run, yield a background sink for its snapshots, and mark how the run ended.
+
+    `write` replaces store.write_snapshot, e.g. to also write files from the writer thread.
 
     completed: the body finished and every snapshot was written; interrupted: Ctrl-C;
     failed: any other error (in training or in the writer). Stored snapshots are always whole.
@@ -130,7 +133,7 @@ def recording(store, info: RunInfo, maxsize: int = 4) -> Iterator[BackgroundWrit
     store.create_run(info)
     status = "failed"
     try:
-        with BackgroundWriter(store.write_snapshot, maxsize) as writer:
+        with BackgroundWriter(write or store.write_snapshot, maxsize) as writer:
             yield writer
         status = "completed"
     except KeyboardInterrupt:

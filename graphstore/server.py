@@ -264,8 +264,9 @@ db.logs.query.enabled=OFF
             return self.settings()
 
     def wait_until_ready(self, timeout: float, proc: subprocess.Popen | None = None) -> None:
-        from neo4j import GraphDatabase
         from neo4j.exceptions import AuthError, ServiceUnavailable
+
+        from .driver import open_driver
 
         deadline = time.monotonic() + timeout
         settings = self.settings()
@@ -275,7 +276,7 @@ db.logs.query.enabled=OFF
                     f"the Neo4j server stopped while starting; see {self.log_file} and {self.home / 'logs' / 'console.log'}"
                 )
             try:
-                with GraphDatabase.driver(settings.uri, auth=(settings.user, settings.password)) as driver:
+                with open_driver(settings) as driver:
                     driver.verify_connectivity()
                     driver.execute_query("RETURN 1")
                     return
@@ -343,10 +344,10 @@ def _is_group_leader(pid: int) -> bool:
 
 
 def server_version(settings: ConnectionSettings) -> str | None:
-    from neo4j import GraphDatabase
+    from .driver import open_driver
 
     try:
-        with GraphDatabase.driver(settings.uri, auth=(settings.user, settings.password)) as driver:
+        with open_driver(settings) as driver:
             records, _, _ = driver.execute_query("CALL dbms.components() YIELD name, versions, edition RETURN versions[0] AS v, edition AS e")
             return f"{records[0]['v']} {records[0]['e']}" if records else None
     except Exception:  # noqa: BLE001 - status must not fail because the server is busy

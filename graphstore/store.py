@@ -40,11 +40,12 @@ class GraphStore:
 
     @classmethod
     def connect(cls, settings: ConnectionSettings | None = None, start: bool = True, schema: bool = True) -> "GraphStore":
-        from neo4j import GraphDatabase
         from neo4j.exceptions import AuthError, ServiceUnavailable
 
+        from .driver import open_driver
+
         settings = resolve_settings(settings, start)
-        driver = GraphDatabase.driver(settings.uri, auth=(settings.user, settings.password))
+        driver = open_driver(settings)
         try:
             driver.verify_connectivity()
         except ServiceUnavailable:

@@ -50,3 +50,26 @@ def store(neo4j_server):
         yield gs
     finally:
         gs.close()
+
+
+class CliResult:
+    def __init__(self, proc):
+        self.exit_code = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+
+
+@pytest.fixture
+def cli(neo4j_server):
+    """Run the real `sparsetopo` entry point in a subprocess against the session's server."""
+    import subprocess
+    import sys
+
+    def run(*args, env: dict | None = None, input: str | None = None) -> CliResult:
+        proc = subprocess.run(
+            [sys.executable, "-m", "sparsetopo.cli", *map(str, args)],
+            capture_output=True, text=True, env=os.environ | (env or {}), input=input, timeout=600,
+        )
+        return CliResult(proc)
+
+    return run

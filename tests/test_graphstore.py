@@ -1,0 +1,196 @@
+"""The graph store against a real Neo4j: lossless round trips, synapse lifetimes, idempotency, delete."""
+import itertools
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from graphstore.errors import RunConflictError, UnknownRunError, UnknownSnapshotError
+from graphstore.model import RunInfo, Snapshot
+from graphstore.reader import snapshots_equal
+from graphstore.store import GraphStore
+from graphstore.synthetic import synthetic_run
+
+pytestmark = pytest.mark.neo4j
+_ids = itertools.count()
+
+SUBNORMALS = np.array([1e-45, -1e-45, 1.17e-38, -3e-39], dtype=np.float32)
+
+
+@st.composite
+def topologies(draw):
+    n_layers = draw(st.integers(1, 3))
+    sizes = draw(st.lists(st.integers(1, 25), min_size=n_layers + 1, max_size=n_layers + 1))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    layers, biases = [], []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        density = draw(st.sampled_from([0.0, 0.05, 0.3, 0.8, 1.0]))
+        m = (rng.random((a, b)) < density) * rng.standard_normal((a, b)).astype(np.float32)
+        if m.size and draw(st.booleans()):
+            flat = m.ravel()
+            picks = rng.choice(flat.size, size=min(flat.size, 3), replace=False)
+            flat[picks] = rng.choice(SUBNORMALS, size=picks.size)
+        if a > 1 and draw(st.booleans()):
+            m[0, :] = 0  # an input neuron with no outgoing synapse
+        if b > 1 and draw(st.booleans()):
+            m[:, -1] = 0  # an output neuron with no incoming synapse
+        layers.append(sp.csr_matrix(m.astype(np.float32)))
+        biases.append(None if draw(st.booleans()) else rng.standard_normal(b).astype(np.float32))
+    return layers, biases
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(topologies())
+def test_random_topologies_round_trip_bit_exactly(store, topo):
+    layers, biases = topo
+    run_id = f"hyp-{next(_ids)}"
+    snap = Snapshot(run_id, 0, layers, biases, {"test_accuracy": 0.25})
+    store.create_run(RunInfo(run_id, snap.architecture))
+    store.write_snapshot(snap)
+    back = store.read_snapshot(run_id, 0)
+    assert snapshots_equal(back, snap)
+    assert back.metrics["test_accuracy"] == 0.25
+    n_syn = store.read("MATCH ()-[s:SYNAPSE {run_id: $r}]->() RETURN count(s) AS n", {"r": run_id})[0]["n"]
+    assert n_syn == snap.n_synapses
+
+
+def _alive(store, run_id, step, layer):
+    rows = store.read(
+        "MATCH (a:Neuron)-[s:SYNAPSE {run_id: $r, layer: $l}]->(b:Neuron) "
+        "WHERE s.born <= $t AND (s.died IS NULL OR s.died > $t) RETURN a.index AS i, b.index AS j",
+        {"r": run_id, "l": layer, "t": step},
+    )
+    return {(r["i"], r["j"]) for r in rows}
+
+
+def _pairs(m):
+    c = m.tocoo()
+    return set(zip(c.row.tolist(), c.col.tolist()))
+
+
+def _counts(store):
+    return store.read("MATCH (n) WITH count(n) AS nodes MATCH ()-[r]->() RETURN nodes, count(r) AS rels")[0]
+
+
+def test_lifetimes_agree_with_stored_matrices_at_every_step(store):
+    snaps = list(synthetic_run("churn", [30, 20, 20, 5], 0.2, 0.3, 6, seed=3))
+    store.create_run(RunInfo("churn", snaps[0].architecture, method="set"))
+    for s in snaps:
+        assert store.write_snapshot(s)
+    store.set_run_status("churn", "completed")
+    for t, s in enumerate(snaps):
+        back = store.read_snapshot("churn", t)
+        assert snapshots_equal(back, s)
+        for k, m in enumerate(s.layers):
+            assert _alive(store, "churn", t, k) == _pairs(m)
+            appeared = store.read("MATCH ()-[s:SYNAPSE {run_id:'churn', layer:$l}]->() WHERE s.born = $t RETURN count(s) AS n", {"l": k, "t": t})[0]["n"]
+            vanished = store.read("MATCH ()-[s:SYNAPSE {run_id:'churn', layer:$l}]->() WHERE s.died = $t RETURN count(s) AS n", {"l": k, "t": t})[0]["n"]
+            prev = _pairs(snaps[t - 1].layers[k]) if t else set()
+            assert appeared == len(_pairs(m) - prev)
+            assert vanished == len(prev - _pairs(m))
+    # Neurons once per run; NEXT chain links consecutive steps.
+    assert store.read("MATCH (n:Neuron {run_id:'churn'}) RETURN count(n) AS n")[0]["n"] == 75
+    chain = store.read("MATCH (a:Snapshot {run_id:'churn'})-[:NEXT]->(b) RETURN a.step AS a, b.step AS b ORDER BY a")
+    assert [(r["a"], r["b"]) for r in chain] == [(t, t + 1) for t in range(6)]
+    # Surviving synapses carry the final weight once the run is finished.
+    last = snaps[-1].layers[0].tocoo()
+    rows = store.read("MATCH (a)-[s:SYNAPSE {run_id:'churn', layer:0}]->(b) WHERE s.died IS NULL RETURN a.index AS i, b.index AS j, s.weight AS w")
+    final = {(i, j): w for i, j, w in zip(last.row.tolist(), last.col.tolist(), last.data.tolist())}
+    assert {(r["i"], r["j"]): r["w"] for r in rows} == final
+
+
+def test_regrown_connection_gets_a_new_synapse_and_lifetimes_never_overlap(store):
+    on = sp.csr_matrix(np.array([[1.5, 0.0], [0.0, -2.0]], dtype=np.float32))
+    off = sp.csr_matrix(np.array([[0.0, 0.0], [0.0, -2.0]], dtype=np.float32))
+    store.create_run(RunInfo("regrow", [2, 2]))
+    for t, m in enumerate([on, off, on]):
+        store.write_snapshot(Snapshot("regrow", t, [m]))
+    rows = store.read(
+        "MATCH (a:Neuron {index:0})-[s:SYNAPSE {run_id:'regrow'}]->(b:Neuron {index:0}) "
+        "RETURN s.born AS born, s.died AS died ORDER BY born"
+    )
+    assert [(r["born"], r["died"]) for r in rows] == [(0, 1), (2, None)]
+
+
+def test_writing_a_stored_step_again_changes_nothing(store):
+    snaps = list(synthetic_run("idem", [10, 8, 3], 0.4, 0.3, 3, seed=5))
+    store.create_run(RunInfo("idem", snaps[0].architecture))
+    for s in snaps:
+        store.write_snapshot(s)
+    before = _counts(store)
+    for s in snaps:
+        assert store.write_snapshot(s) is False
+    # A fresh connection (new process) resuming the run sees the same thing.
+    with GraphStore.connect(store.settings) as other:
+        assert other.write_snapshot(snaps[1]) is False
+    assert _counts(store) == before
+
+
+def test_conflicting_rewrite_is_refused_and_stores_nothing(store):
+    snaps = list(synthetic_run("conf", [10, 8, 3], 0.4, 0.3, 2, seed=5))
+    store.create_run(RunInfo("conf", snaps[0].architecture))
+    for s in snaps:
+        store.write_snapshot(s)
+    before = _counts(store)
+    changed = Snapshot("conf", 1, [m * 2 for m in snaps[1].layers], snaps[1].biases)
+    with pytest.raises(RunConflictError):
+        store.write_snapshot(changed)
+    wrong_shape = Snapshot("conf", 3, [sp.random(10, 9, density=0.3, format="csr", dtype=np.float32), sp.random(9, 3, density=0.3, format="csr", dtype=np.float32)])
+    with pytest.raises(RunConflictError):
+        store.write_snapshot(wrong_shape)
+    assert _counts(store) == before
+
+
+def test_resuming_a_run_from_a_new_connection_continues_lifetimes(store):
+    snaps = list(synthetic_run("resume", [12, 10, 4], 0.3, 0.4, 5, seed=9))
+    store.create_run(RunInfo("resume", snaps[0].architecture))
+    for s in snaps[:3]:
+        store.write_snapshot(s)
+    with GraphStore.connect(store.settings) as other:
+        for s in snaps[3:]:
+            other.write_snapshot(s)
+    for t, s in enumerate(snaps):
+        for k, m in enumerate(s.layers):
+            assert _alive(store, "resume", t, k) == _pairs(m)
+
+
+def test_delete_removes_one_run_and_nothing_else(store):
+    keep = list(synthetic_run("keep", [10, 6, 3], 0.5, 0.3, 2, seed=1))
+    gone = list(synthetic_run("gone", [10, 6, 3], 0.5, 0.3, 2, seed=2))
+    for snaps in (keep, gone):
+        store.create_run(RunInfo(snaps[0].run_id, snaps[0].architecture))
+        for s in snaps:
+            store.write_snapshot(s)
+    store.write_nnstd("keep", 0, "gone", 0, 0.5, [0.5, 0.5], "test")
+    store.write_nnstd("keep", 0, "keep", 2, 0.25, [0.25, 0.25], "test")
+    counts = store.delete_run("gone")
+    assert counts["runs"] == 1 and counts["snapshots"] == 3
+    assert store.read("MATCH (n {run_id:'gone'}) RETURN count(n) AS n")[0]["n"] == 0
+    assert store.read("MATCH ()-[r {run_id:'gone'}]->() RETURN count(r) AS n")[0]["n"] == 0
+    for s in keep:
+        assert snapshots_equal(store.read_snapshot("keep", s.step), s)
+    assert store.read("MATCH ()-[d:NNSTD]->() RETURN count(d) AS n")[0]["n"] == 1
+    with pytest.raises(UnknownRunError):
+        store.get_run("gone")
+
+
+def test_unknown_run_and_step_errors(store):
+    with pytest.raises(UnknownRunError):
+        store.read_snapshot("nope", 0)
+    store.create_run(RunInfo("one", [2, 2]))
+    store.write_snapshot(Snapshot("one", 0, [sp.eye(2, dtype=np.float32, format="csr")]))
+    with pytest.raises(UnknownSnapshotError):
+        store.read_snapshot("one", 7)
+    with pytest.raises(UnknownRunError):
+        store.write_snapshot(Snapshot("never-created", 0, [sp.eye(2, dtype=np.float32, format="csr")]))
+
+
+def test_read_refuses_writes(store):
+    from graphstore.errors import ReadOnlyViolation
+
+    with pytest.raises(ReadOnlyViolation):
+        store.read("CREATE (:Sneaky)")
+    assert store.read("MATCH (n:Sneaky) RETURN count(n) AS n")[0]["n"] == 0
