@@ -12,6 +12,7 @@ import sys
 import typer
 
 from .commands import db, io, runs, cypher
+from .commands import data, train
 
 app = typer.Typer(
     name="sparsetopo",
@@ -25,6 +26,8 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(io.import_app, name="import")
 app.add_typer(io.export_app, name="export")
 app.command("cypher")(cypher.cypher)
+app.command("train")(train.train)
+app.add_typer(data.app, name="data")
 
 _OUR_PACKAGES = {"sparsetopo", "graphstore", "trainer", "analysis"}
 

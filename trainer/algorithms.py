@@ -225,4 +225,5 @@ def update_topology(
             momentum=state.get("momentum_buffer"),
         )
         changes.append(LayerChange(k, len(removed), len(added)))
+    model.masks_changed()
     return changes

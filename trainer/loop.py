@@ -54,6 +54,7 @@ class TrainConfig:
     delta_t: int = 100  # RigL: batches between updates
     rigl_end: float = 0.75  # RigL: fraction of training after which the topology is frozen
     eval_batch_size: int = 1000
+    threads: int | None = None  # torch CPU threads; results are bit-identical only for the same count
 
     def validate(self) -> None:
         if self.method not in METHODS:
@@ -70,6 +71,8 @@ class TrainConfig:
             raise ConfigError(f"dropout must be in [0, 1); got {self.dropout}")
         if self.lr <= 0:
             raise ConfigError(f"learning rate must be positive; got {self.lr}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads must be at least 1; got {self.threads}")
         if self.epsilon <= 0:
             raise ConfigError(f"epsilon must be positive; got {self.epsilon}")
 
@@ -139,6 +142,8 @@ def train(
     """Train one network and hand every snapshot to `sink`; bit-reproducible on CPU for a seed."""
     config.validate()
     progress = progress or (lambda _event: None)
+    if config.threads:
+        torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)  # dropout draws from the global generator
     init_gen = torch.Generator().manual_seed(config.seed)
     data_gen = torch.Generator().manual_seed(config.seed + 1)
@@ -171,7 +176,7 @@ def train(
         progress({"kind": "snapshot", "step": step, "epoch": epoch, **snap.metrics})
         sink(snap)
 
-    progress({"kind": "start", "epochs": config.epochs, "batches": n_batches, "architecture": sizes})
+    progress({"kind": "start", "epochs": config.epochs, "batches": n_batches, "architecture": sizes, "model": model})
     emit(0, *evaluate(model, x_train, y_train, config.eval_batch_size), 0, 0)
 
     t = 0  # batches seen so far

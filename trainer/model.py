@@ -52,7 +52,12 @@ class SparseMLP(nn.Module):
                 b = init_bound(mask, lin.in_features, lin.out_features)
                 lin.weight.uniform_(-b, b, generator=generator)
                 lin.bias.zero_()
+        self.masks_changed()
         self.apply_masks()
+
+    def masks_changed(self) -> None:
+        """Refresh the float copies of the masks (multiplying is cheaper than masked_fill with ~mask)."""
+        self._keep = [None if m is None else m.to(torch.float32) for m in self.masks]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         last = len(self.linears) - 1
@@ -64,15 +69,15 @@ class SparseMLP(nn.Module):
 
     @torch.no_grad()
     def apply_masks(self) -> None:
-        for lin, mask in zip(self.linears, self.masks):
-            if mask is not None:
-                lin.weight.masked_fill_(~mask, 0.0)
+        for lin, keep in zip(self.linears, self._keep):
+            if keep is not None:
+                lin.weight.mul_(keep)
 
     @torch.no_grad()
     def mask_grads(self) -> None:
-        for lin, mask in zip(self.linears, self.masks):
-            if mask is not None and lin.weight.grad is not None:
-                lin.weight.grad.masked_fill_(~mask, 0.0)
+        for lin, keep in zip(self.linears, self._keep):
+            if keep is not None and lin.weight.grad is not None:
+                lin.weight.grad.mul_(keep)
 
     def n_connections(self) -> list[int]:
         return [lin.weight.numel() if m is None else int(m.sum()) for lin, m in zip(self.linears, self.masks)]

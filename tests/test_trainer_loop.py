@@ -1,0 +1,109 @@
+"""The training loop on scikit-learn's digits: snapshots, exact zeros, reproducibility, accuracy."""
+import numpy as np
+import pytest
+import torch
+
+from trainer.data import load_dataset
+from trainer.errors import ConfigError
+from trainer.loop import TrainConfig, run_info, train
+
+METRICS = {"train_loss", "train_accuracy", "test_loss", "test_accuracy", "density", "n_synapses", "added", "removed"}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def _config(method, **kw):
+    base = dict(dataset="digits", method=method, hidden=(64, 64), epochs=4, epsilon=4.0, seed=3, delta_t=10, threads=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _run(config, data):
+    snaps, checks = [], []
+    state = {}
+
+    def progress(event):
+        if event["kind"] == "start":
+            state["model"] = event["model"]
+        elif event["kind"] == "batch":
+            # after every optimizer step: masked weights are exactly zero
+            model = state["model"]
+            checks.append(all(
+                bool(torch.all(lin.weight[~m] == 0)) for lin, m in zip(model.linears, model.masks) if m is not None
+            ))
+
+    result = train(config, data, snaps.append, "run", progress)
+    return result, snaps, checks
+
+
+@pytest.mark.parametrize("method", ["set", "rigl"])
+def test_sparse_runs_keep_counts_and_masked_weights_exactly_zero(digits, method):
+    result, snaps, checks = _run(_config(method), digits)
+    assert checks and all(checks)
+    model = result.model
+    assert [s.step for s in snaps] == list(range(len(snaps)))
+    layer_nnz = [m.nnz for m in snaps[0].layers]
+    for snap in snaps:
+        assert set(snap.metrics) == METRICS
+        assert [m.nnz for m in snap.layers] == layer_nnz  # every update keeps each layer's count
+        assert snap.metrics["n_synapses"] == snap.n_synapses
+        for k, (lin, mask) in enumerate(zip(model.linears, model.masks)):
+            assert snap.layers[k].shape == (lin.in_features, lin.out_features)  # rows = inputs
+    assert sum(s.metrics["added"] for s in snaps) > 0
+    assert all(s.metrics["added"] == s.metrics["removed"] for s in snaps)
+    # the last snapshot is the final network, and its structure is exactly the masks
+    final = snaps[-1]
+    for k, (lin, mask) in enumerate(zip(model.linears, model.masks)):
+        dense = final.layers[k].toarray()
+        np.testing.assert_array_equal(dense, lin.weight.detach().numpy().T)
+        if mask is not None:
+            np.testing.assert_array_equal(dense != 0, mask.numpy().T)
+
+
+def test_set_changes_topology_between_snapshots_only_by_the_reported_counts(digits):
+    _, snaps, _ = _run(_config("set"), digits)
+    assert [s.epoch for s in snaps] == [0, 1, 2, 3, 4]
+    for prev, cur in zip(snaps, snaps[1:]):
+        appeared = sum(int(((c != 0).astype(int) - (p != 0).astype(int) > 0).sum()) for p, c in zip(prev.layers, cur.layers))
+        assert appeared == cur.metrics["added"]
+    assert snaps[-1].metrics["added"] == 0  # no update after the last epoch
+
+
+def test_the_same_seed_gives_identical_topologies_and_weights(digits):
+    _, a, _ = _run(_config("set", epochs=2), digits)
+    _, b, _ = _run(_config("set", epochs=2), digits)
+    _, c, _ = _run(_config("set", epochs=2, seed=4), digits)
+    for x, y in zip(a, b):
+        for mx, my in zip(x.layers, y.layers):
+            assert (mx != my).nnz == 0 and np.array_equal(mx.indices, my.indices)
+        assert x.metrics == y.metrics
+    assert (a[-1].layers[0] != c[-1].layers[0]).nnz > 0
+
+
+@pytest.mark.parametrize("method", ["dense", "static", "set"])
+def test_a_short_run_on_digits_beats_chance_by_a_wide_margin(digits, method):
+    _, snaps, _ = _run(_config(method, hidden=(128, 128), epochs=8, epsilon=10.0), digits)
+    assert snaps[0].metrics["test_accuracy"] < 0.3
+    assert snaps[-1].metrics["test_accuracy"] > 0.8  # chance is 0.1
+    assert len(snaps) == 9  # step 0 plus one per epoch
+
+
+def test_dense_runs_store_full_matrices_and_run_info_is_flat(digits):
+    config = _config("dense", epochs=1)
+    _, snaps, _ = _run(config, digits)
+    assert snaps[-1].n_synapses == 64 * 64 + 64 * 64 + 64 * 10
+    info = run_info(config, digits, "r1")
+    assert info.architecture == [64, 64, 64, 10] and info.epsilon is None and info.zeta is None
+    assert info.config["dataset_source"] == "scikit-learn load_digits"
+    assert all(isinstance(v, (int, float, str, bool)) for v in info.config.values())
+    assert {"lr", "momentum", "weight_decay", "batch_size", "epochs", "init"} <= set(info.config)
+
+
+def test_bad_settings_are_user_errors(digits):
+    with pytest.raises(ConfigError, match="epochs"):
+        train(_config("set", epochs=0), digits, lambda s: None, "r")
+    with pytest.raises(ConfigError, match="dropout"):
+        train(_config("set", dropout=1.0), digits, lambda s: None, "r")
