@@ -13,6 +13,7 @@ import typer
 
 from .commands import db, io, runs, cypher
 from .commands import data, train
+from .commands import evolution, plot, query, stats
 
 app = typer.Typer(
     name="sparsetopo",
@@ -28,6 +29,10 @@ app.add_typer(io.export_app, name="export")
 app.command("cypher")(cypher.cypher)
 app.command("train")(train.train)
 app.add_typer(data.app, name="data")
+app.command("stats")(stats.stats)
+app.command("evolution")(evolution.evolution)
+app.command("query")(query.query)
+app.command("plot")(plot.plot)
 
 _OUR_PACKAGES = {"sparsetopo", "graphstore", "trainer", "analysis"}
 

@@ -1,0 +1,254 @@
+"""Named, parameterised Cypher queries about how a run's wiring evolves.
+
+Every query is plain Cypher with $parameters (user values never become query
+text), so docs/cypher.md can show each one to paste into Neo4j Browser. They
+run in read-only transactions. Each answers from index seeks or from the small
+per-step (:LayerSnapshot) nodes, never by scanning all of a run's synapses:
+
+- counts per step come from LayerSnapshot properties: `nnz`, `appeared` and
+  `vanished` that the writer stores, and the `evo_*` summaries of synapse
+  lifetimes that graphstore.evolution adds (`sparsetopo evolution` and
+  `sparsetopo stats` fill them; until then those columns are null);
+- lists of synapses seek the SYNAPSE range indexes on (run_id, born) and
+  (run_id, died), stopping after $limit rows;
+- one neuron's history starts from its unique (run_id, layer, index) key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import GraphStoreError
+
+
+class QueryError(GraphStoreError):
+    """An unknown query name, a missing or unknown parameter, or a value of the wrong type."""
+
+
+_REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: type
+    help: str
+    default: Any = _REQUIRED
+
+    @property
+    def required(self) -> bool:
+        return self.default is _REQUIRED
+
+
+@dataclass(frozen=True)
+class NamedQuery:
+    name: str
+    description: str
+    cypher: str
+    params: tuple[Param, ...] = field(default_factory=tuple)
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+
+RUN = Param("run_id", str, "the run")
+LAYER_ANY = Param("layer", int, "weight layer k (from neuron layer k to k+1); all layers when omitted", None)
+STEP = Param("step", int, "the evolution step")
+LIMIT = Param("limit", int, "return at most this many rows", 100)
+
+# The first and last step of a run, from its few Snapshot nodes.
+_RUN_SPAN = (
+    "MATCH (:Run {run_id: $run_id})-[:HAS_SNAPSHOT]->(s:Snapshot)\n"
+    "WITH min(s.step) AS first, max(s.step) AS last\n"
+)
+
+_LIST = [
+    NamedQuery(
+        "evolution",
+        "Per step and layer: synapses alive, appeared and vanished (at the first step all count as "
+        "appeared), and how many of the first step's synapses are still alive (their first lifetime).",
+        "MATCH (l:LayerSnapshot {run_id: $run_id})\n"
+        "WHERE $layer IS NULL OR l.layer = $layer\n"
+        "RETURN l.step AS step, l.layer AS layer, l.nnz AS alive, l.appeared AS appeared,\n"
+        "       l.vanished AS vanished, l.evo_initial_alive AS initial_alive,\n"
+        "       l.evo_initial_fraction AS initial_fraction\n"
+        "ORDER BY step, layer",
+        (RUN, LAYER_ANY),
+    ),
+    NamedQuery(
+        "churn_at_step",
+        "Appeared and vanished synapses of one step counted straight from the SYNAPSE lifetimes "
+        "(index seeks on born and died), next to the writer's per-layer counts.",
+        "MATCH (l:LayerSnapshot {run_id: $run_id, step: $step})\n"
+        "CALL (l) {\n"
+        "  MATCH ()-[s:SYNAPSE]->() WHERE s.run_id = $run_id AND s.born = $step AND s.layer = l.layer\n"
+        "  RETURN count(s) AS appeared\n"
+        "}\n"
+        "CALL (l) {\n"
+        "  MATCH ()-[s:SYNAPSE]->() WHERE s.run_id = $run_id AND s.died = $step AND s.layer = l.layer\n"
+        "  RETURN count(s) AS vanished\n"
+        "}\n"
+        "RETURN l.layer AS layer, l.nnz AS alive, appeared, vanished,\n"
+        "       l.appeared AS stored_appeared, l.vanished AS stored_vanished\n"
+        "ORDER BY layer",
+        (RUN, STEP),
+    ),
+    NamedQuery(
+        "appeared_at",
+        "Synapses that appeared at a step: source and target neuron, weight at birth, when they died.",
+        "MATCH (a:Neuron)-[s:SYNAPSE]->(b:Neuron)\n"
+        "WHERE s.run_id = $run_id AND s.born = $step AND ($layer IS NULL OR s.layer = $layer)\n"
+        "RETURN s.layer AS layer, a.index AS source, b.index AS target,\n"
+        "       s.weight_born AS weight_born, s.died AS died\n"
+        "LIMIT $limit",
+        (RUN, STEP, LAYER_ANY, LIMIT),
+    ),
+    NamedQuery(
+        "vanished_at",
+        "Synapses that vanished at a step: source and target neuron, when they were born, last weight.",
+        "MATCH (a:Neuron)-[s:SYNAPSE]->(b:Neuron)\n"
+        "WHERE s.run_id = $run_id AND s.died = $step AND ($layer IS NULL OR s.layer = $layer)\n"
+        "RETURN s.layer AS layer, a.index AS source, b.index AS target,\n"
+        "       s.born AS born, s.weight AS last_weight\n"
+        "LIMIT $limit",
+        (RUN, STEP, LAYER_ANY, LIMIT),
+    ),
+    NamedQuery(
+        "initial_survival",
+        "Per step and layer: the fraction of the first step's synapses whose first lifetime lasts "
+        "until that step (needs the evo_* summaries).",
+        "MATCH (l:LayerSnapshot {run_id: $run_id})\n"
+        "WHERE ($layer IS NULL OR l.layer = $layer) AND l.evo_initial_alive IS NOT NULL\n"
+        "RETURN l.step AS step, l.layer AS layer, l.evo_initial_alive AS initial_alive,\n"
+        "       l.evo_initial_fraction AS initial_fraction\n"
+        "ORDER BY step, layer",
+        (RUN, LAYER_ANY),
+    ),
+    NamedQuery(
+        "lifetimes",
+        "Distribution of completed synapse lifetimes (died - born, in steps) per layer "
+        "(needs the evo_* summaries; see `ages` for synapses still alive).",
+        "MATCH (l:LayerSnapshot {run_id: $run_id})\n"
+        "WHERE ($layer IS NULL OR l.layer = $layer) AND size(l.evo_vanished_born) > 0\n"
+        "UNWIND range(0, size(l.evo_vanished_born) - 1) AS i\n"
+        "WITH l.layer AS layer, l.step - l.evo_vanished_born[i] AS lifetime, l.evo_vanished_count[i] AS n\n"
+        "RETURN layer, lifetime, sum(n) AS synapses\n"
+        "ORDER BY layer, lifetime",
+        (RUN, LAYER_ANY),
+    ),
+    NamedQuery(
+        "ages",
+        "Age (step - born) of the synapses alive at a step, the last step when omitted: the "
+        "still-running lifetimes (needs the evo_* summaries).",
+        _RUN_SPAN
+        + "MATCH (l:LayerSnapshot {run_id: $run_id, step: coalesce($step, last)})\n"
+        "WHERE ($layer IS NULL OR l.layer = $layer) AND size(l.evo_alive_born) > 0\n"
+        "UNWIND range(0, size(l.evo_alive_born) - 1) AS i\n"
+        "RETURN l.layer AS layer, l.step - l.evo_alive_born[i] AS age, l.evo_alive_count[i] AS synapses\n"
+        "ORDER BY layer, age",
+        (RUN, Param("step", int, "the step; the last one when omitted", None), LAYER_ANY),
+    ),
+    NamedQuery(
+        "survivors",
+        "Synapses alive from the first step to the end in one lifetime (born at the first step, never died).",
+        _RUN_SPAN
+        + "MATCH (a:Neuron)-[s:SYNAPSE]->(b:Neuron)\n"
+        "WHERE s.run_id = $run_id AND s.born = first AND s.died IS NULL\n"
+        "  AND ($layer IS NULL OR s.layer = $layer)\n"
+        "RETURN s.layer AS layer, a.index AS source, b.index AS target,\n"
+        "       s.weight_born AS weight_born, s.weight AS weight\n"
+        "LIMIT $limit",
+        (RUN, LAYER_ANY, LIMIT),
+    ),
+    NamedQuery(
+        "neuron_history",
+        "Every synapse lifetime into or out of one neuron, in order of birth.",
+        "MATCH (n:Neuron {run_id: $run_id, layer: $layer, index: $index})\n"
+        "CALL (n) {\n"
+        "  MATCH (n)-[s:SYNAPSE]->(o:Neuron) RETURN 'out' AS direction, o, s\n"
+        "  UNION ALL\n"
+        "  MATCH (n)<-[s:SYNAPSE]-(o:Neuron) RETURN 'in' AS direction, o, s\n"
+        "}\n"
+        "RETURN direction, o.layer AS other_layer, o.index AS other_index, s.born AS born,\n"
+        "       s.died AS died, s.weight_born AS weight_born, s.weight AS weight\n"
+        "ORDER BY born, direction, other_layer, other_index",
+        (RUN, Param("layer", int, "the neuron's layer (0 = inputs)"), Param("index", int, "the neuron's index in its layer")),
+    ),
+    NamedQuery(
+        "degree_change",
+        "Neurons of a layer ranked by how much their out-degree changed between two steps "
+        "(first and last by default); layer 0 = input pixels.",
+        _RUN_SPAN
+        + "MATCH (a:LayerSnapshot {run_id: $run_id, step: coalesce($from_step, first), layer: $layer})\n"
+        "MATCH (b:LayerSnapshot {run_id: $run_id, step: coalesce($to_step, last), layer: $layer})\n"
+        "CALL (a, b) {\n"
+        "  UNWIND a.positions AS p RETURN p / a.n_out AS neuron, 1 AS before, 0 AS after\n"
+        "  UNION ALL\n"
+        "  UNWIND b.positions AS p RETURN p / b.n_out AS neuron, 0 AS before, 1 AS after\n"
+        "}\n"
+        "WITH a.step AS from_step, b.step AS to_step, neuron, sum(before) AS degree_from, sum(after) AS degree_to\n"
+        "RETURN neuron, from_step, to_step, degree_from, degree_to, degree_to - degree_from AS change\n"
+        "ORDER BY abs(change) DESC, neuron\n"
+        "LIMIT $limit",
+        (RUN, Param("layer", int, "the neuron layer whose out-degrees are compared", 0),
+         Param("from_step", int, "first step compared; the run's first when omitted", None),
+         Param("to_step", int, "second step compared; the run's last when omitted", None),
+         Param("limit", int, "return at most this many neurons", 20)),
+    ),
+    NamedQuery(
+        "degrees",
+        "Out-degree of every neuron of a layer at a step (neurons without synapses omitted): "
+        "for layer 0 of MNIST, the 28x28 input-degree map.",
+        "MATCH (l:LayerSnapshot {run_id: $run_id, step: $step, layer: $layer})\n"
+        "UNWIND l.positions AS p\n"
+        "RETURN p / l.n_out AS neuron, count(*) AS degree\n"
+        "ORDER BY neuron",
+        (RUN, STEP, Param("layer", int, "the neuron layer", 0)),
+    ),
+]
+
+QUERIES: dict[str, NamedQuery] = {q.name: q for q in _LIST}
+
+
+def get_query(name: str) -> NamedQuery:
+    try:
+        return QUERIES[name]
+    except KeyError:
+        raise QueryError(f"there is no query named '{name}'; known queries: {', '.join(QUERIES)}") from None
+
+
+def _convert(query: NamedQuery, p: Param, value: Any) -> Any:
+    if value is None or isinstance(value, p.type) and not isinstance(value, bool):
+        return value
+    if p.type is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # e.g. a numeric run id given as --param run_id=7
+    if isinstance(value, str):
+        try:
+            return p.type(value)
+        except ValueError:
+            pass
+    kind = {int: "an integer", float: "a number", str: "text"}[p.type]
+    raise QueryError(f"parameter '{p.name}' of query '{query.name}' must be {kind}, not {value!r}")
+
+
+def bind(name: str, values: dict[str, Any]) -> dict[str, Any]:
+    """The full, typed parameter map of a query: defaults filled in, unknown names refused."""
+    query = get_query(name)
+    unknown = sorted(set(values) - {p.name for p in query.params})
+    if unknown:
+        known = ", ".join(p.name for p in query.params)
+        raise QueryError(f"query '{name}' has no parameter '{unknown[0]}' (its parameters: {known})")
+    bound = {}
+    for p in query.params:
+        if p.name in values:
+            bound[p.name] = _convert(query, p, values[p.name])
+        elif p.required:
+            raise QueryError(f"query '{name}' needs parameter '{p.name}' ({p.help})")
+        else:
+            bound[p.name] = p.default
+    return bound
+
+
+def run_named(store, name: str, values: dict[str, Any]) -> list[dict]:
+    """Bind and run a named query in a read-only transaction."""
+    return store.read(get_query(name).cypher, bind(name, values))
