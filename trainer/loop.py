@@ -75,6 +75,7 @@ class TrainConfig:
             raise ConfigError(f"threads must be at least 1; got {self.threads}")
         if self.epsilon <= 0:
             raise ConfigError(f"epsilon must be positive; got {self.epsilon}")
+        make_algorithm(self.method, self.zeta, 1, self.delta_t, self.rigl_end)  # checks zeta, delta_t, rigl_end
 
     def topology_init(self) -> str:
         return "dense" if self.method == "dense" else self.init
