@@ -9,15 +9,17 @@ STATEMENTS = [
     # Seeks for "appeared at t" / "vanished at t" / "alive at t".
     "CREATE INDEX synapse_born IF NOT EXISTS FOR ()-[s:SYNAPSE]-() ON (s.run_id, s.born)",
     "CREATE INDEX synapse_died IF NOT EXISTS FOR ()-[s:SYNAPSE]-() ON (s.run_id, s.died)",
-    # Whole-run scans (delete, listing) without touching other runs.
-    "CREATE INDEX synapse_run IF NOT EXISTS FOR ()-[s:SYNAPSE]-() ON (s.run_id)",
+    # Whole-run synapse scans seek (run_id, born) with `born IS NOT NULL`: no third SYNAPSE index to maintain.
     "CREATE INDEX neuron_run IF NOT EXISTS FOR (n:Neuron) ON (n.run_id)",
     "CREATE INDEX snapshot_run IF NOT EXISTS FOR (s:Snapshot) ON (s.run_id)",
     "CREATE INDEX layer_snapshot_run IF NOT EXISTS FOR (l:LayerSnapshot) ON (l.run_id)",
 ]
 
 
+OBSOLETE = ["DROP INDEX synapse_run IF EXISTS"]
+
+
 def ensure_schema(driver, database: str | None = None) -> None:
-    for statement in STATEMENTS:
+    for statement in OBSOLETE + STATEMENTS:
         driver.execute_query(statement, database_=database)
     driver.execute_query("CALL db.awaitIndexes(300)", database_=database)

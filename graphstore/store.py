@@ -111,7 +111,7 @@ class GraphStore:
         self.driver.execute_query("MATCH (r:Run {run_id: $run}) SET r.status = 'deleting'", run=run_id, database_=self.database)
         with self.driver.session(database=self.database) as session:
             for key, query in [
-                ("synapses", "MATCH ()-[s:SYNAPSE {run_id: $run}]->() CALL (s) { DELETE s } IN TRANSACTIONS OF 50000 ROWS"),
+                ("synapses", "MATCH ()-[s:SYNAPSE]->() WHERE s.run_id = $run AND s.born IS NOT NULL CALL (s) { DELETE s } IN TRANSACTIONS OF 50000 ROWS"),
                 ("nnstd", "MATCH (:Snapshot {run_id: $run})-[d:NNSTD]-() CALL (d) { DELETE d } IN TRANSACTIONS OF 50000 ROWS"),
                 ("neurons", "MATCH (n:Neuron {run_id: $run}) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 20000 ROWS"),
                 ("layer_snapshots", "MATCH (l:LayerSnapshot {run_id: $run}) CALL (l) { DETACH DELETE l } IN TRANSACTIONS OF 1000 ROWS"),

@@ -129,7 +129,7 @@ class SnapshotWriter:
         ]
         n_out = architecture[1:]
         opened, _, _ = self.driver.execute_query(
-            "MATCH (a:Neuron)-[s:SYNAPSE {run_id: $run}]->(b:Neuron) WHERE s.died IS NULL "
+            "MATCH (a:Neuron)-[s:SYNAPSE]->(b:Neuron) WHERE s.run_id = $run AND s.born IS NOT NULL AND s.died IS NULL "
             "RETURN s.layer AS layer, a.index AS i, b.index AS j, elementId(s) AS id",
             run=run_id, database_=self.database,
         )
