@@ -252,3 +252,41 @@ def bind(name: str, values: dict[str, Any]) -> dict[str, Any]:
 def run_named(store, name: str, values: dict[str, Any]) -> list[dict]:
     """Bind and run a named query in a read-only transaction."""
     return store.read(get_query(name).cypher, bind(name, values))
+
+
+def _example(p: Param) -> str:
+    if not p.required:
+        return "null" if p.default is None else repr(p.default)
+    return {"run_id": "'my-run'", "step": "1", "layer": "0", "index": "0"}.get(p.name, "0")
+
+
+def markdown() -> str:
+    """docs/cypher.md: every named query as plain Cypher for Neo4j Browser or cypher-shell."""
+    out = [
+        "# Named Cypher queries",
+        "",
+        "Generated from `graphstore/queries.py` by `python -m graphstore.queries > docs/cypher.md`;"
+        " a test fails when this page and the code disagree.",
+        "",
+        "Run any of them with `sparsetopo query NAME --run RUN [--param k=v ...]`, list them with"
+        " `sparsetopo query --list`, or paste them into Neo4j Browser or cypher-shell after setting"
+        " the parameters, e.g. `:params {run_id: 'my-run', layer: null}` in Browser or"
+        " `:param {run_id: 'my-run', layer: null}` in cypher-shell. Every parameter must be set;"
+        " null means \"all\" or \"the default\" where the table below says so.",
+        "",
+        "Queries marked *needs the evo_\\* summaries* read per-step summaries of the synapse lifetimes"
+        " that `sparsetopo evolution RUN` (or `sparsetopo stats RUN`) stores on the run's"
+        " LayerSnapshot nodes; see docs/query-plans.md for how each query is executed.",
+        "",
+    ]
+    for q in QUERIES.values():
+        params = ", ".join(f"{p.name}: {_example(p)}" for p in q.params)
+        out += [f"### `{q.name}`", "", q.description, ""]
+        out += ["| parameter | meaning | default |", "|---|---|---|"]
+        out += [f"| `{p.name}` | {p.help} | {'required' if p.required else _example(p)} |" for p in q.params]
+        out += ["", "```", f":params {{{params}}}", "```", "", "```cypher", q.cypher, "```", ""]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
