@@ -1,0 +1,147 @@
+"""Neural Network Sparse Topology Distance (Liu et al. 2020), as the authors' code computes it.
+
+A network is a list of layer matrices (rows = inputs, columns = outputs, any
+nonzero = connection; no bias row). For layer k the output neurons of A and B
+are matched one to one at minimum total cost (costs: analysis.nnstd_costs);
+layer distance = matched cost / number of output neurons; before layer k+1 is
+compared, row j of B's next matrix becomes its row perm[j], so B's hidden
+neurons carry the labels of the A neurons they were matched with. The network
+distance is the mean of all layer distances.
+
+method="exact" is the authors' computation bit for bit (scipy's
+linear_sum_assignment on the full float64 cost matrix, sums and means in the
+same order). method="sparse" reaches the same optimal cost per layer without
+the dense matrix, for large layers; where optimal matchings tie it may pick
+another one, so downstream layers can differ (see `tie_sensitivity`).
+
+Networks of different widths are allowed: unmatched neurons cost 1 and a layer's
+distance is divided by the larger width.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from .assignment import exact_layer, sparse_layer
+from .nnstd_costs import connection_mask
+
+METHODS = ("exact", "sparse")
+DEFAULT_TIE_BREAKS = ("default", "reversed", "shuffle:1", "shuffle:2", "shuffle:3")
+
+
+class NNSTDError(ValueError):
+    """Two networks NNSTD cannot compare, or an unknown option."""
+
+
+@dataclass
+class NNSTDResult:
+    distance: float
+    layers: list[float]
+    method: str = "exact"
+    permutations: list[np.ndarray] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict:
+        return {"distance": self.distance, "layers": list(self.layers)}
+
+
+Network = Sequence[sp.spmatrix | np.ndarray]
+
+
+def masks_of(network: Network, name: str = "network") -> list[sp.csc_matrix]:
+    """Connection masks of a network, checking that its layers chain."""
+    if len(network) == 0:
+        raise NNSTDError(f"{name} has no layers")
+    masks = [connection_mask(m) for m in network]
+    for k in range(1, len(masks)):
+        if masks[k - 1].shape[1] != masks[k].shape[0]:
+            raise NNSTDError(
+                f"{name}'s layers do not chain: layer {k - 1} has {masks[k - 1].shape[1]} outputs "
+                f"but layer {k} has {masks[k].shape[0]} inputs"
+            )
+    return masks
+
+
+def check_comparable(masks_a: list[sp.csc_matrix], masks_b: list[sp.csc_matrix]) -> None:
+    if len(masks_a) != len(masks_b):
+        raise NNSTDError(f"the networks have different numbers of layers ({len(masks_a)} and {len(masks_b)})")
+    if masks_a[0].shape[0] != masks_b[0].shape[0]:
+        raise NNSTDError(
+            f"the networks have different input sizes ({masks_a[0].shape[0]} and {masks_b[0].shape[0]})"
+        )
+
+
+def _pad_rows(mask: sp.csc_matrix, n: int) -> sp.csc_matrix:
+    if mask.shape[0] == n:
+        return mask
+    return sp.csc_matrix((mask.data, mask.indices, mask.indptr), shape=(n, mask.shape[1]))
+
+
+def _relabel_rows(mask: sp.csc_matrix, perm: np.ndarray) -> sp.csc_matrix:
+    """Row r of the result is row perm[r] of `mask` (an empty row when perm[r] is a phantom)."""
+    n_rows = mask.shape[0]
+    csr = mask.tocsr()
+    if perm.max(initial=-1) >= n_rows:
+        csr = sp.vstack([csr, sp.csr_matrix((1, mask.shape[1]), dtype=mask.dtype)], format="csr")
+        perm = np.minimum(perm, n_rows)
+    return csr[perm].tocsc()
+
+
+def nnstd_masks(masks_a: list[sp.csc_matrix], masks_b: list[sp.csc_matrix], method: str = "exact",
+                tie_break: str = "default") -> NNSTDResult:
+    """NNSTD of two networks given as connection masks (see `masks_of`)."""
+    if method not in METHODS:
+        raise NNSTDError(f"unknown NNSTD method '{method}'; use one of {', '.join(METHODS)}")
+    check_comparable(masks_a, masks_b)
+    solve = exact_layer if method == "exact" else sparse_layer
+    distances = np.zeros(len(masks_a))
+    perms = []
+    perm = None
+    for k, (a, b) in enumerate(zip(masks_a, masks_b)):
+        if perm is not None:
+            a = _pad_rows(a, len(perm))
+            b = _relabel_rows(b, perm)
+        matched, perm = solve(a, b, tie_break)
+        # the authors' order of operations: one pairwise sum of the matched costs in row order, then / width
+        distances[k] = matched.sum() / len(perm)
+        perms.append(perm)
+    return NNSTDResult(float(np.mean(distances)), [float(d) for d in distances], method, perms)
+
+
+def nnstd(network_a: Network, network_b: Network, method: str = "exact", tie_break: str = "default") -> NNSTDResult:
+    """NNSTD between two networks (lists of layer matrices, rows = inputs, columns = outputs)."""
+    return nnstd_masks(masks_of(network_a, "the first network"), masks_of(network_b, "the second network"),
+                       method, tie_break)
+
+
+def tie_sensitivity(network_a: Network, network_b: Network, tie_breaks: Sequence[str] = DEFAULT_TIE_BREAKS) -> dict:
+    """How far layer distances move across different optimal matchings.
+
+    Each tie-break solves every layer's assignment with rows and columns
+    presented in another deterministic order: each matching is optimal for its
+    layer, but where optima tie the permutation handed downstream differs. A
+    spread of 0 means the result does not depend on tie-breaking for these networks.
+    """
+    masks_a = masks_of(network_a, "the first network")
+    masks_b = masks_of(network_b, "the second network")
+    results = [nnstd_masks(masks_a, masks_b, "exact", t) for t in tie_breaks]
+    layers = np.array([r.layers for r in results])
+    distances = np.array([r.distance for r in results])
+    return {
+        "tie_breaks": list(tie_breaks),
+        "distance": distances.tolist(),
+        "layers": layers.tolist(),
+        "distance_spread": float(distances.max() - distances.min()),
+        "layer_spread": (layers.max(axis=0) - layers.min(axis=0)).tolist(),
+    }
+
+
+def evolution_pairs(n_snapshots: int, reference: str = "initial") -> list[tuple[int, int]]:
+    """(reference index, snapshot index) pairs for snapshot 1..n-1."""
+    if reference == "initial":
+        return [(0, i) for i in range(1, n_snapshots)]
+    if reference == "previous":
+        return [(i - 1, i) for i in range(1, n_snapshots)]
+    raise NNSTDError(f"unknown reference '{reference}'; use initial or previous")

@@ -1,0 +1,61 @@
+"""NNSTD pairing costs from sparse products, never from loops over neuron pairs.
+
+Output neuron j of a layer is the set of input rows with a nonzero weight in
+column j. The cost of pairing neuron a of network A with neuron b of network B
+is the normalized edit distance (|a| + |b| - 2|a∩b|) / |a∪b| (0 when both are
+empty), computed as one float64 division of exact integer counts so it equals,
+bit for bit, the authors' Python `int / int`.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def connection_mask(matrix: sp.spmatrix | np.ndarray) -> sp.csc_matrix:
+    """0/1 int64 CSC mask of a layer: any nonzero value (NaN included) is a connection."""
+    m = sp.csc_matrix(matrix, copy=True)
+    m.sum_duplicates()  # duplicates add up, as in the dense matrix the authors read
+    m.eliminate_zeros()  # explicit zeros stored in a file are not connections
+    m.sort_indices()
+    return sp.csc_matrix((np.ones(m.nnz, dtype=np.int64), m.indices, m.indptr), shape=m.shape)
+
+
+def fan_in(mask: sp.csc_matrix) -> np.ndarray:
+    """|set| of every output neuron (column)."""
+    return np.diff(mask.indptr).astype(np.int64)
+
+
+def _divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    # int64 -> float64 is exact below 2**53, so true_divide rounds exactly like Python's int / int
+    out = np.zeros(num.shape, dtype=np.float64)
+    np.divide(num, den, out=out, where=den > 0)
+    return out
+
+
+def dense_costs(mask_a: sp.csc_matrix, mask_b: sp.csc_matrix) -> np.ndarray:
+    """The full (n_out_a, n_out_b) float64 cost matrix, as the authors build it."""
+    inter = (mask_a.T @ mask_b).toarray().astype(np.int64, copy=False)
+    size = fan_in(mask_a)[:, None] + fan_in(mask_b)[None, :]
+    return _divide(size - 2 * inter, size - inter)
+
+
+def sparse_costs(mask_a: sp.csc_matrix, mask_b: sp.csc_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR-style (indptr over A's neurons, B's neurons, costs) of the pairs that share at least one
+    input; every other cost is exactly 1 (or 0 when both neurons are empty)."""
+    inter = (mask_a.T @ mask_b).tocsr()
+    inter.sort_indices()
+    rows = np.repeat(np.arange(inter.shape[0], dtype=np.int64), np.diff(inter.indptr))
+    cols = inter.indices.astype(np.int64, copy=False)
+    common = inter.data.astype(np.int64, copy=False)
+    size = fan_in(mask_a)[rows] + fan_in(mask_b)[cols]
+    return inter.indptr.astype(np.int64, copy=False), cols, _divide(size - 2 * common, size - common)
+
+
+def pair_costs(mask_a: sp.csc_matrix, mask_b: sp.csc_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Costs of the given (row of A, column of B) pairs only."""
+    if len(rows) == 0:
+        return np.zeros(0)
+    common = np.asarray(mask_a[:, rows].multiply(mask_b[:, cols]).sum(axis=0), dtype=np.int64).ravel()
+    size = fan_in(mask_a)[rows] + fan_in(mask_b)[cols]
+    return _divide(size - 2 * common, size - common)

@@ -1,0 +1,167 @@
+"""NNSTD speed and memory: `python benchmarks/nnstd_bench.py [--quick] [--skip-10k]`.
+
+1. one pair of 784-784-784-784-10 networks at 0.6 % density (exact and sparse);
+2. all pairs among 10 networks within each of 9 snapshots of that shape (405 pairs), all cores;
+3. single large layers at 0.5 % density: the dense exact solver against the sparse exact option
+   (4,000 neurons), and the sparse option alone at 10,000 neurons (time and peak memory,
+   measured in a child process).
+Networks are synthetic: Erdős–Rényi masks, and snapshots evolve SET-style (each snapshot prunes
+a fraction ζ = 0.3 of every layer's connections and regrows as many at random).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from analysis.assignment import exact_assignment, sparse_assignment  # noqa: E402
+from analysis.nnstd import nnstd  # noqa: E402
+from analysis.nnstd_costs import connection_mask, dense_costs, fan_in  # noqa: E402
+from analysis.nnstd_parallel import default_workers, matrix_pairs, nnstd_pairs  # noqa: E402
+
+SHAPE = [784, 784, 784, 784, 10]
+
+
+def er_layer(n_in: int, n_out: int, density: float, rng: np.random.Generator) -> sp.csr_matrix:
+    nnz = int(round(density * n_in * n_out))
+    flat = rng.choice(n_in * n_out, size=nnz, replace=False)
+    return sp.csr_matrix((rng.standard_normal(nnz).astype(np.float32), (flat // n_out, flat % n_out)),
+                         shape=(n_in, n_out))
+
+
+def network(shape, density, rng):
+    return [er_layer(shape[k], shape[k + 1], density, rng) for k in range(len(shape) - 1)]
+
+
+def evolve(net, zeta, rng):
+    """One SET step per layer: drop a fraction zeta of the connections, grow as many elsewhere at random."""
+    out = []
+    for m in net:
+        coo = m.tocoo()
+        n_in, n_out = m.shape
+        keep = rng.random(coo.nnz) >= zeta
+        alive = set((coo.row[keep] * n_out + coo.col[keep]).tolist())
+        need = coo.nnz - len(alive)
+        while need:
+            cand = rng.integers(0, n_in * n_out, size=need * 2)
+            for c in cand.tolist():
+                if c not in alive and need:
+                    alive.add(c)
+                    need -= 1
+        flat = np.fromiter(alive, dtype=np.int64)
+        out.append(sp.csr_matrix((np.ones(len(flat), np.float32), (flat // n_out, flat % n_out)), shape=m.shape))
+    return out
+
+
+def best_of(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        value = fn()
+        times.append(time.perf_counter() - t)
+    return min(times), value
+
+
+def exact_total(mask_a, mask_b, matched, perm) -> Fraction:
+    """The matched cost as an exact rational, from integer counts."""
+    a, b = fan_in(mask_a), fan_in(mask_b)
+    total = Fraction(0)
+    for r, c in enumerate(perm.tolist()):
+        if r >= len(a) or c >= len(b):
+            total += 1
+            continue
+        common = int(mask_a[:, r].multiply(mask_b[:, c]).sum())
+        union = int(a[r] + b[c] - common)
+        total += Fraction(int(a[r] + b[c] - 2 * common), union) if union else 0
+    return total
+
+
+def large_layer(n: int, density: float, dense: bool) -> dict:
+    rng = np.random.default_rng(n)
+    mask_a = connection_mask(er_layer(n, n, density, rng))
+    mask_b = connection_mask(er_layer(n, n, density, rng))
+    out = {"neurons": n, "density": density}
+    t = time.perf_counter()
+    s_matched, s_perm = sparse_assignment(mask_a, mask_b)
+    out["sparse_s"] = time.perf_counter() - t
+    out["sparse_layer_distance"] = float(s_matched.sum() / n)
+    if dense:
+        t = time.perf_counter()
+        d_matched, d_perm = exact_assignment(dense_costs(mask_a, mask_b))
+        out["dense_s"] = time.perf_counter() - t
+        out["dense_layer_distance"] = float(d_matched.sum() / n)
+        out["optimal_totals_equal_exactly"] = exact_total(mask_a, mask_b, s_matched, s_perm) == exact_total(
+            mask_a, mask_b, d_matched, d_perm)
+        out["same_matching"] = bool(np.array_equal(s_perm, d_perm))
+    out["peak_rss_MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--skip-10k", action="store_true")
+    parser.add_argument("--layer", nargs=3, metavar=("N", "DENSITY", "DENSE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.layer:  # child process: one large layer, so peak memory is that layer's alone
+        n, density, dense = args.layer
+        print(json.dumps(large_layer(int(n), float(density), dense == "1")))
+        return
+
+    repeat = 3 if args.quick else 7
+    rng = np.random.default_rng(0)
+    print(f"machine: {os.cpu_count()} cpu(s), {default_workers()} usable; numpy {np.__version__}, "
+          f"scipy {__import__('scipy').__version__}")
+
+    a, b = network(SHAPE, 0.006, rng), network(SHAPE, 0.006, rng)
+    density = sum(m.nnz for m in a) / sum(m.shape[0] * m.shape[1] for m in a)
+    print(f"\n[1] one pair, {'-'.join(map(str, SHAPE))}, density {density:.4%}")
+    for method in ("exact", "sparse"):
+        t, r = best_of(lambda: nnstd(a, b, method=method), repeat)
+        print(f"    {method:6s}: {t * 1000:7.1f} ms (best of {repeat})  distance {r.distance!r}")
+
+    print("\n[2] 10 networks x 9 snapshots, all pairs within each snapshot (405 pairs)")
+    runs = [[network(SHAPE, 0.006, rng)] for _ in range(10)]
+    for run in runs:
+        for _ in range(8):
+            run.append(evolve(run[-1], 0.3, rng))
+    nets, pairs = [], []
+    for s in range(9):
+        base = len(nets)
+        nets.extend(run[s] for run in runs)
+        pairs.extend((base + i, base + j) for i, j in matrix_pairs(10))
+    for method in ("exact", "sparse"):
+        for workers in (1, default_workers()):
+            t = time.perf_counter()
+            res = nnstd_pairs(nets, pairs, method, workers=workers)
+            elapsed = time.perf_counter() - t
+            print(f"    {method:6s}, {workers} worker(s): {elapsed:6.2f} s for {len(res)} pairs "
+                  f"({elapsed / len(res) * 1000:.1f} ms/pair wall); mean distance {np.mean([r.distance for r in res]):.6f}")
+
+    print("\n[3] large layers at 0.5 % density (each in a child process)")
+    sizes = [(4000, True)] + ([] if args.skip_10k else [(10000, False)])
+    for n, dense in sizes:
+        proc = subprocess.run([sys.executable, __file__, "--layer", str(n), "0.005", "1" if dense else "0"],
+                              capture_output=True, text=True, check=True)
+        r = json.loads(proc.stdout)
+        line = f"    {n} neurons: sparse exact option {r['sparse_s']:.2f} s"
+        if dense:
+            line += (f", dense scipy {r['dense_s']:.2f} s; optimal totals equal exactly: "
+                     f"{r['optimal_totals_equal_exactly']}; same matching: {r['same_matching']}")
+        line += f"; layer distance {r['sparse_layer_distance']:.6f}; peak RSS {r['peak_rss_MB']:.0f} MB"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
