@@ -11,12 +11,13 @@ from typing import Callable, Optional
 import typer
 
 PREFIX = "stat_"
-SUMMARY = ["step", "n_synapses", "in_degree_mean", "in_degree_gini", "out_degree_gini",
-           "n_neurons_without_inputs", "n_inputs_without_path", "n_outputs_unreached", "components",
-           "largest_component", "assortativity", "kcore_max", "paths_per_output_mean"]
-LAYER_SUMMARY = ["layer", "nnz", "density", "out_degree_mean", "out_degree_max", "out_degree_gini",
-                 "in_degree_mean", "in_degree_max", "in_degree_gini", "n_inputs_without_outputs",
-                 "n_outputs_without_inputs", "components", "largest_component", "assortativity", "kcore_max"]
+# The human table shows a few columns under short headers (80-column terminals); --json/--csv show all.
+SUMMARY = {"step": "step", "n_synapses": "synapses", "in_degree_gini": "in-deg. Gini",
+           "n_inputs_without_path": "dead inputs", "n_outputs_unreached": "unfed outputs",
+           "components": "parts", "kcore_max": "max core", "assortativity": "assort."}
+LAYER_SUMMARY = {"layer": "layer", "nnz": "nnz", "density": "density", "out_degree_gini": "out Gini",
+                 "in_degree_gini": "in Gini", "n_inputs_without_outputs": "idle inputs",
+                 "n_outputs_without_inputs": "unfed outputs", "assortativity": "assort."}
 
 
 def _prefixed(stats: dict) -> dict:
@@ -25,6 +26,10 @@ def _prefixed(stats: dict) -> dict:
 
 def _unprefixed(props: dict) -> dict:
     return {k[len(PREFIX):]: v for k, v in props.items() if k.startswith(PREFIX)}
+
+
+def _short(value):
+    return float(f"{value:.3g}") if isinstance(value, float) else value
 
 
 def compute_run_statistics(store, run_id: str, hubs: int = 5, recompute: bool = False,
@@ -74,7 +79,9 @@ def stats(
         snaps = store.list_snapshots(run)
         if step is None:
             rows = [{"step": s["step"]} | _unprefixed(s) for s in snaps]
-            emit(rows, None if (as_json or as_csv) else SUMMARY, as_json, as_csv, title=f"structure of run {run}")
+            if not (as_json or as_csv):
+                rows = [{label: _short(r.get(key)) for key, label in SUMMARY.items()} for r in rows]
+            emit(rows, None, as_json, as_csv, title=f"structure of run {run}")
             return
         network = {"step": step} | next(_unprefixed(s) for s in snaps if s["step"] == step)
         layers = [{"layer": r["layer"]} | _unprefixed(r["props"]) for r in store.read(
@@ -87,4 +94,5 @@ def stats(
              None, as_csv=True)
     else:
         emit_object(network, title=f"run {run}, step {step}: whole network")
-        emit(layers, LAYER_SUMMARY, title=f"run {run}, step {step}: per weight layer")
+        emit([{label: _short(r.get(key)) for key, label in LAYER_SUMMARY.items()} for r in layers],
+             title=f"run {run}, step {step}: per weight layer (all columns: --json)")
