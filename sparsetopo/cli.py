@@ -14,6 +14,7 @@ import typer
 from .commands import db, io, runs, cypher
 from .commands import data, train
 from .commands import evolution, plot, query, stats
+from .commands import bi, report
 from .commands import nnstd
 
 app = typer.Typer(
@@ -34,6 +35,8 @@ app.command("stats")(stats.stats)
 app.command("evolution")(evolution.evolution)
 app.command("query")(query.query)
 app.command("plot")(plot.plot)
+app.command("report")(report.report)
+app.add_typer(bi.app, name="bi")
 app.add_typer(nnstd.app, name="nnstd")
 
 _OUR_PACKAGES = {"sparsetopo", "graphstore", "trainer", "analysis"}
