@@ -33,11 +33,21 @@ def _divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return out
 
 
-def dense_costs(mask_a: sp.csc_matrix, mask_b: sp.csc_matrix) -> np.ndarray:
-    """The full (n_out_a, n_out_b) float64 cost matrix, as the authors build it."""
-    inter = (mask_a.T @ mask_b).toarray().astype(np.int64, copy=False)
-    size = fan_in(mask_a)[:, None] + fan_in(mask_b)[None, :]
-    return _divide(size - 2 * inter, size - inter)
+def dense_costs(mask_a: sp.csc_matrix, mask_b: sp.csc_matrix, block: int = 1024) -> np.ndarray:
+    """The full (n_out_a, n_out_b) float64 cost matrix, as the authors build it.
+
+    Built in blocks of rows so that temporaries stay small next to the result.
+    """
+    n_a, n_b = mask_a.shape[1], mask_b.shape[1]
+    out = np.empty((n_a, n_b))
+    size_a, size_b = fan_in(mask_a), fan_in(mask_b)
+    inter_all = (mask_a.T @ mask_b).tocsr()
+    for start in range(0, n_a, block):
+        stop = min(start + block, n_a)
+        inter = inter_all[start:stop].toarray().astype(np.int64, copy=False)
+        size = size_a[start:stop, None] + size_b[None, :]
+        out[start:stop] = _divide(size - 2 * inter, size - inter)
+    return out
 
 
 def sparse_costs(mask_a: sp.csc_matrix, mask_b: sp.csc_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -62,7 +62,7 @@ def _progress(total: int, label: str):
     progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=Console(stderr=True), transient=True)
     task = progress.add_task(label, total=total)
-    return progress, (lambda done, _total: progress.update(task, completed=done))
+    return progress, (lambda done, total: progress.update(task, completed=done, total=total))
 
 
 def _check_method(method: str) -> None:
@@ -157,6 +157,38 @@ def matrix(
         typer.echo(f"heatmap written to {out}", err=True)
 
 
+def nnstd_evolution(store, run_id: str, reference: str = "initial", method: str = "exact",
+                    workers: int | None = None, on_progress=None) -> list[dict]:
+    """Python API: NNSTD of each snapshot of a stored run to its reference, written as NNSTD relationships.
+
+    Returns one row per compared snapshot: step, epoch, reference_step, distance, layers.
+    """
+    from analysis.nnstd import evolution_pairs
+    from analysis.nnstd_parallel import nnstd_pairs
+
+    from ..errors import UsageError
+
+    if reference not in ("initial", "previous"):
+        raise UsageError(f"unknown reference '{reference}'; use initial or previous")
+    store.get_run(run_id)  # unknown run: one clear sentence
+    snapshots = sorted(store.list_snapshots(run_id), key=lambda s: s["step"])
+    if len(snapshots) < 2:
+        raise UsageError(f"run '{run_id}' has {len(snapshots)} snapshot(s); NNSTD evolution needs at least two")
+    steps = [s["step"] for s in snapshots]
+    nets = [store.read_snapshot(run_id, step).layers for step in steps]
+    pairs = evolution_pairs(len(steps), reference)
+    results = nnstd_pairs(nets, pairs, method, workers=workers, on_progress=on_progress,
+                          names=[f"{run_id}@{s}" for s in steps])
+    rows = []
+    for (i, j), r in zip(pairs, results):
+        # NNSTD(reference, snapshot): the reference plays network A; a and b record that orientation
+        store.write_nnstd(run_id, steps[i], run_id, steps[j], r.distance, r.layers, method,
+                          a=f"{run_id}@{steps[i]}", b=f"{run_id}@{steps[j]}")
+        rows.append({"step": steps[j], "epoch": snapshots[j].get("epoch"), "reference_step": steps[i],
+                     "distance": r.distance, "layers": r.layers})
+    return rows
+
+
 @app.command("evolution")
 def evolution(
     run_id: str = typer.Argument(..., help="A run in the graph store."),
@@ -168,35 +200,14 @@ def evolution(
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Processes to use (default: all cores)."),
 ) -> None:
     """NNSTD of every snapshot of a run to the initial (or previous) one; stored as NNSTD relationships."""
-    from ..errors import UsageError
-
     _check_method(method)
-    if reference not in ("initial", "previous"):
-        raise UsageError(f"unknown reference '{reference}'; use initial or previous")
-    from analysis.nnstd import evolution_pairs
-    from analysis.nnstd_parallel import nnstd_pairs
-
     from ..context import open_store
     from ..output import emit
 
     with open_store() as store:
-        store.get_run(run_id)  # unknown run: one clear sentence
-        snapshots = sorted(store.list_snapshots(run_id), key=lambda s: s["step"])
-        if len(snapshots) < 2:
-            raise UsageError(f"run '{run_id}' has {len(snapshots)} snapshot(s); NNSTD evolution needs at least two")
-        steps = [s["step"] for s in snapshots]
-        nets = [store.read_snapshot(run_id, step).layers for step in steps]
-        pairs = evolution_pairs(len(steps), reference)
-        progress, update = _progress(len(pairs), "NNSTD evolution")
+        progress, update = _progress(1, "NNSTD evolution")
         with progress:
-            results = nnstd_pairs(nets, pairs, method, workers=workers, on_progress=update,
-                                  names=[f"{run_id}@{s}" for s in steps])
-        rows = []
-        for (i, j), r in zip(pairs, results):
-            store.write_nnstd(run_id, steps[i], run_id, steps[j], r.distance, r.layers, method,
-                              a=f"{run_id}@{steps[i]}", b=f"{run_id}@{steps[j]}")
-            rows.append({"step": steps[j], "epoch": snapshots[j].get("epoch"), "reference_step": steps[i],
-                         "distance": r.distance, "layers": r.layers})
+            rows = nnstd_evolution(store, run_id, reference, method, workers, on_progress=update)
 
     from analysis.heatmap import plot_evolution
 
