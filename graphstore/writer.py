@@ -6,13 +6,13 @@ get died = step on their open SYNAPSE. The exact weights and bias of every layer
 every step go onto its LayerSnapshot, which is what reads reconstruct from.
 
 The writer keeps, per run, the previous step's connections and the element ids of
-the run's neurons and open synapses, so each step costs index-free id seeks. The
-cursor is rebuilt from the store when a process resumes a run, and only advanced
-after the snapshot's transaction commits.
+the run's neurons, so each step costs id seeks only. The cursor is rebuilt from
+the store when a process resumes a run, and only advanced after the snapshot's
+transaction commits.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -33,7 +33,6 @@ def linear_positions(m: sp.csr_matrix) -> np.ndarray:
 class LayerState:
     positions: np.ndarray  # sorted linear positions alive at the last written step
     weights: np.ndarray  # float32, aligned with positions
-    open_ids: dict[int, str] = field(default_factory=dict)  # position -> SYNAPSE element id
 
 
 @dataclass
@@ -70,9 +69,34 @@ def diff_layer(previous: LayerState | None, current: sp.csr_matrix) -> LayerDiff
     )
 
 
-def _batches(n: int):
-    for start in range(0, n, BATCH):
-        yield start, min(n, start + BATCH)
+# Synapses are addressed by their two neurons' element ids: id seeks, then an
+# expand-into between the two bound nodes finds the open lifetime. (Returning and
+# tracking relationship ids instead measured about twice as slow to create.)
+CREATE_SYNAPSES = (
+    "UNWIND $rows AS row "
+    "MATCH (a) WHERE elementId(a) = row[0] MATCH (b) WHERE elementId(b) = row[1] "
+    "CREATE (a)-[:SYNAPSE {run_id: $run, layer: $layer, born: $step, weight_born: row[2], weight: row[2]}]->(b)"
+)
+CLOSE_SYNAPSES = (
+    "UNWIND $rows AS row "
+    "MATCH (a) WHERE elementId(a) = row[0] MATCH (b) WHERE elementId(b) = row[1] "
+    "MATCH (a)-[s:SYNAPSE]->(b) WHERE s.died IS NULL SET s.died = $step, s.weight = row[2]"
+)
+SET_LATEST_WEIGHT = (
+    "UNWIND $rows AS row "
+    "MATCH (a) WHERE elementId(a) = row[0] MATCH (b) WHERE elementId(b) = row[1] "
+    "MATCH (a)-[s:SYNAPSE]->(b) WHERE s.died IS NULL SET s.weight = row[2]"
+)
+
+
+def _endpoint_rows(positions: np.ndarray, weights: np.ndarray, n_out: int, src_ids: list[str], dst_ids: list[str]):
+    """[source id, target id, weight] rows for the connections at `positions`, in batches."""
+    for lo in range(0, positions.size, BATCH):
+        pos = positions[lo:lo + BATCH]
+        yield [
+            [src_ids[i], dst_ids[j], w]
+            for i, j, w in zip((pos // n_out).tolist(), (pos % n_out).tolist(), weights[lo:lo + BATCH].tolist())
+        ]
 
 
 class SnapshotWriter:
@@ -123,19 +147,10 @@ class SnapshotWriter:
             "RETURN l.layer AS layer, l.positions AS positions, l.weights AS weights ORDER BY layer",
             run=run_id, step=step, database_=self.database,
         )
-        states = [
+        return [
             LayerState(np.asarray(r["positions"], dtype=np.int64), np.asarray(r["weights"], dtype=np.float32))
             for r in records
         ]
-        n_out = architecture[1:]
-        opened, _, _ = self.driver.execute_query(
-            "MATCH (a:Neuron)-[s:SYNAPSE]->(b:Neuron) WHERE s.run_id = $run AND s.born IS NOT NULL AND s.died IS NULL "
-            "RETURN s.layer AS layer, a.index AS i, b.index AS j, elementId(s) AS id",
-            run=run_id, database_=self.database,
-        )
-        for r in opened:
-            states[r["layer"]].open_ids[r["i"] * n_out[r["layer"]] + r["j"]] = r["id"]
-        return states
 
     # -- writing -----------------------------------------------------------------
     def write(self, snapshot: Snapshot) -> bool:
@@ -150,8 +165,11 @@ class SnapshotWriter:
             return self._check_already_stored(snapshot)
         diffs = [diff_layer(cursor.layers[k] if cursor.layers else None, m) for k, m in enumerate(snapshot.layers)]
         with self.driver.session(database=self.database) as session:
-            neuron_ids, new_open = session.execute_write(self._write_tx, snapshot, cursor, diffs)
-        self._advance(cursor, snapshot, diffs, neuron_ids, new_open)
+            neuron_ids = session.execute_write(self._write_tx, snapshot, cursor, diffs)
+        # Only a committed snapshot moves the cursor.
+        cursor.neuron_ids = neuron_ids
+        cursor.layers = [LayerState(d.positions, d.weights) for d in diffs]
+        cursor.last_step = snapshot.step
         return True
 
     def _check_already_stored(self, snapshot: Snapshot) -> bool:
@@ -200,36 +218,14 @@ class SnapshotWriter:
             "CREATE (s)-[:HAS_LAYER]->(l)",
             run=run, step=step, rows=layer_rows,
         ).consume()
-        new_open: list[dict[int, str]] = []
         for k, d in enumerate(diffs):
             n_out = cursor.architecture[k + 1]
             src_ids, dst_ids = neuron_ids[k], neuron_ids[k + 1]
-            if cursor.layers:
-                open_ids = cursor.layers[k].open_ids
-                for lo, hi in _batches(d.vanished.size):
-                    rows = [[open_ids[int(p)], float(w)] for p, w in zip(d.vanished[lo:hi], d.vanished_weights[lo:hi])]
-                    tx.run(
-                        "UNWIND $rows AS row MATCH ()-[s:SYNAPSE]->() WHERE elementId(s) = row[0] "
-                        "SET s.died = $step, s.weight = row[1]",
-                        rows=rows, step=step,
-                    ).consume()
-            created: dict[int, str] = {}
-            for lo, hi in _batches(d.appeared.size):
-                pos = d.appeared[lo:hi]
-                rows = [
-                    [src_ids[int(i)], dst_ids[int(j)], float(w)]
-                    for i, j, w in zip(pos // n_out, pos % n_out, d.appeared_weights[lo:hi])
-                ]
-                result = tx.run(
-                    "UNWIND $rows AS row "
-                    "MATCH (a) WHERE elementId(a) = row[0] MATCH (b) WHERE elementId(b) = row[1] "
-                    "CREATE (a)-[s:SYNAPSE {run_id: $run, layer: $layer, born: $step, weight_born: row[2], weight: row[2]}]->(b) "
-                    "RETURN elementId(s) AS id",
-                    rows=rows, run=run, layer=k, step=step,
-                )
-                created.update(zip(pos.tolist(), (r["id"] for r in result)))
-            new_open.append(created)
-        return neuron_ids, new_open
+            for rows in _endpoint_rows(d.vanished, d.vanished_weights, n_out, src_ids, dst_ids):
+                tx.run(CLOSE_SYNAPSES, rows=rows, step=step).consume()
+            for rows in _endpoint_rows(d.appeared, d.appeared_weights, n_out, src_ids, dst_ids):
+                tx.run(CREATE_SYNAPSES, rows=rows, run=run, layer=k, step=step).consume()
+        return neuron_ids
 
     @staticmethod
     def _create_neurons(tx, run: str, architecture: list[int]) -> list[list[str]]:
@@ -246,32 +242,14 @@ class SnapshotWriter:
             ids.append(layer_ids)
         return ids
 
-    def _advance(self, cursor, snapshot, diffs, neuron_ids, new_open) -> None:
-        layers = []
-        for k, d in enumerate(diffs):
-            open_ids = dict(cursor.layers[k].open_ids) if cursor.layers else {}
-            for p in d.vanished.tolist():
-                del open_ids[p]
-            open_ids.update(new_open[k])
-            layers.append(LayerState(d.positions, d.weights, open_ids))
-        cursor.neuron_ids = neuron_ids
-        cursor.layers = layers
-        cursor.last_step = snapshot.step
-
     def finish(self, run_id: str) -> None:
         """Give every synapse still alive its latest weight (dead ones got theirs when they died)."""
         cursor = self.cursor(run_id)
         if not cursor.layers:
             return
         with self.driver.session(database=self.database) as session:
-            for state in cursor.layers:
-                items = list(state.open_ids.items())
-                lookup = dict(zip(state.positions.tolist(), state.weights.tolist()))
-                for lo, hi in _batches(len(items)):
-                    rows = [[sid, lookup[p]] for p, sid in items[lo:hi]]
-                    session.execute_write(
-                        lambda tx, rows=rows: tx.run(
-                            "UNWIND $rows AS row MATCH ()-[s:SYNAPSE]->() WHERE elementId(s) = row[0] SET s.weight = row[1]",
-                            rows=rows,
-                        ).consume()
-                    )
+            for k, state in enumerate(cursor.layers):
+                n_out = cursor.architecture[k + 1]
+                ids = cursor.neuron_ids
+                for rows in _endpoint_rows(state.positions, state.weights, n_out, ids[k], ids[k + 1]):
+                    session.execute_write(lambda tx, rows=rows: tx.run(SET_LATEST_WEIGHT, rows=rows).consume())
