@@ -345,8 +345,7 @@ def _run_section(run: RunData, report_cmd: str) -> str:
                                "--save-nnstd stores them."))
     else:
         parts.append(_note("No NNSTD against the initial topology is stored, and none was computed."))
-    parts.append(_commands([report_cmd, f"sparsetopo cypher 'MATCH (a:Snapshot {{run_id: $run, step: 0}})-[d:NNSTD]-"
-                                        f"(b:Snapshot {{run_id: $run}}) RETURN b.step, d.distance ORDER BY b.step' -p run={q}"]))
+    parts.append(_commands([f"sparsetopo nnstd evolution {q}  # computes and stores every step", report_cmd]))
     parts.append("</section>")
     return "\n".join(parts)
 
@@ -384,8 +383,8 @@ def render(data: ReportData, command: str, generated_at: float | None = None) ->
                                 ["run_a", "step_a", "run_b", "step_b", "distance", "method", "source"], "nnstd-pairs"))
         else:
             parts.append(_note("No NNSTD between the final snapshots is stored, and none was computed."))
-        parts.append(_commands([command, "sparsetopo cypher 'MATCH (a:Snapshot)-[d:NNSTD]->(b:Snapshot) "
-                                         "RETURN a.run_id, a.step, b.run_id, b.step, d.distance'"]))
+        finals = " ".join(shlex.quote(f"{r.run_id}@{r.steps[-1]}") for r in data.runs if r.steps)
+        parts.append(_commands([f"sparsetopo nnstd matrix {finals} --out nnstd.png", command]))
         parts.append("</section>")
     parts.append(f'<footer><p>Made by <code>{_esc(command)}</code>.</p></footer></body></html>')
     return "\n".join(parts) + "\n"

@@ -64,6 +64,7 @@ def test_report_is_self_contained_and_complete(store, tmp_path):
     b = _section(page, "set-b")
     assert "No structural statistics are stored" in b and "set-b/network-stats" not in figures
     assert "sparsetopo report set-a set-b static-c --out" in html.unescape(page)
+    assert "sparsetopo nnstd matrix set-a@5 set-b@5 static-c@5" in page and "sparsetopo nnstd evolution set-b" in b
 
 
 @pytest.mark.neo4j
