@@ -99,11 +99,13 @@ def test_summaries_from_lifetimes_agree_with_matrices(store, churn_run):
     lives = lifetimes_from_matrices(steps, matrices)
     last = steps[-1]
     # straight from the SYNAPSE relationships, step by step
-    for row in churn_table(steps, matrices):
-        if row["layer"] == 0:
-            got = {r["layer"]: r for r in run_named(store, "churn_at_step", {"run_id": "churn", "step": row["step"]})}
-        assert (got[row["layer"]]["appeared"], got[row["layer"]]["vanished"]) == (row["appeared"], row["vanished"])
-        assert got[row["layer"]]["stored_appeared"] == row["appeared"]
+    table = churn_table(steps, matrices)
+    for t in steps:
+        (got,) = run_named(store, "churn_at_step", {"run_id": "churn", "step": t})
+        want = [r for r in table if r["step"] == t]
+        assert (got["appeared"], got["vanished"], got["alive"]) == (
+            sum(r["appeared"] for r in want), sum(r["vanished"] for r in want), sum(r["alive"] for r in want))
+        assert (got["stored_appeared"], got["stored_vanished"]) == (got["appeared"], got["vanished"])
     # lifetime distribution of completed lifetimes
     want = {}
     for layer, _, _, born, died in lives:
@@ -150,6 +152,8 @@ def test_synapse_lists_match_lifetimes(store, churn_run):
         assert got == {(lay, i, j, b) for lay, i, j, b, d in lives if d == t and lay == 1}
     got = {(r["layer"], r["source"], r["target"]) for r in run_named(store, "survivors", {"run_id": "churn", "limit": big})}
     assert got == {(lay, i, j) for lay, i, j, b, d in lives if b == steps[0] and d is None}
+    assert {lay for lay, _, _ in got} == {0, 1}  # layer 2 lost all its synapses at step 4 (layer 3: by chance)
+    assert run_named(store, "survivors", {"run_id": "churn", "layer": 2}) == []
     assert len(run_named(store, "appeared_at", {"run_id": "churn", "step": steps[1], "limit": 2})) == 2
     # one hidden neuron's history: every lifetime into or out of neuron 3 of layer 1
     got = sorted((r["direction"], r["other_index"], r["born"], r["died"])

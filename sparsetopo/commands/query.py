@@ -15,7 +15,7 @@ def query(
     as_csv: bool = typer.Option(False, "--csv"),
 ) -> None:
     """Run a named, parameterised evolution query in a read-only transaction."""
-    from graphstore.queries import QUERIES, bind, get_query
+    from graphstore.queries import QUERIES, bind, run_named
 
     from ..context import parse_params
     from ..errors import UsageError
@@ -41,5 +41,5 @@ def query(
     with open_store() as store:
         if bound.get("run_id") is not None:
             store.get_run(bound["run_id"])  # an unknown run is an error, not an empty table
-        rows = store.read(get_query(name).cypher, bound)
+        rows = run_named(store, name, bound)
     emit(rows, None, as_json, as_csv, title=name)
