@@ -42,6 +42,13 @@ class LifetimeInconsistency(GraphStoreError):
     """Stored synapse lifetimes that contradict the per-step counts."""
 
 
+def summaries_missing(store, run_id: str) -> int:
+    """How many of the run's LayerSnapshots have no evo_* summary yet."""
+    rows = store.read("MATCH (l:LayerSnapshot {run_id: $run_id}) WHERE l.evo_alive_born IS NULL "
+                      "RETURN count(l) AS n", {"run_id": run_id})
+    return rows[0]["n"]
+
+
 def ensure_evolution(store, run_id: str, progress: Callable[[int, int], None] | None = None) -> int:
     """Summarise every step of the run not summarised yet; returns how many steps were."""
     store.get_run(run_id)  # raises UnknownRunError

@@ -46,6 +46,7 @@ class NamedQuery:
     description: str
     cypher: str
     params: tuple[Param, ...] = field(default_factory=tuple)
+    needs_summaries: bool = False  # reads the evo_* properties graphstore.evolution stores
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -74,6 +75,7 @@ _LIST = [
         "       l.evo_initial_fraction AS initial_fraction\n"
         "ORDER BY step, layer",
         (RUN, LAYER_ANY),
+        needs_summaries=True
     ),
     NamedQuery(
         "churn_at_step",
@@ -121,6 +123,7 @@ _LIST = [
         "       l.evo_initial_fraction AS initial_fraction\n"
         "ORDER BY step, layer",
         (RUN, LAYER_ANY),
+        needs_summaries=True
     ),
     NamedQuery(
         "lifetimes",
@@ -133,6 +136,7 @@ _LIST = [
         "RETURN layer, lifetime, sum(n) AS synapses\n"
         "ORDER BY layer, lifetime",
         (RUN, LAYER_ANY),
+        needs_summaries=True
     ),
     NamedQuery(
         "ages",
@@ -145,6 +149,7 @@ _LIST = [
         "RETURN l.layer AS layer, l.step - l.evo_alive_born[i] AS age, l.evo_alive_count[i] AS synapses\n"
         "ORDER BY layer, age",
         (RUN, Param("step", int, "the step; the last one when omitted", None), LAYER_ANY),
+        needs_summaries=True
     ),
     NamedQuery(
         "survivors",
@@ -299,6 +304,8 @@ def markdown() -> str:
     for q in QUERIES.values():
         params = ", ".join(f"{p.name}: {_example(p)}" for p in q.params)
         out += [f"### `{q.name}`", "", q.description, ""]
+        if q.needs_summaries:
+            out += ["*Needs the evo_\\* summaries* (`sparsetopo evolution RUN` stores them).", ""]
         out += ["| parameter | meaning | default |", "|---|---|---|"]
         out += [f"| `{p.name}` | {p.help} | {'required' if p.required else _example(p)} |" for p in q.params]
         out += ["", "```", f":params {{{params}}}", "```", "", "```cypher", q.cypher, "```", ""]

@@ -67,6 +67,13 @@ def test_query_command(store, cli):
     lines = r.stdout.strip().splitlines()
     assert lines[0] == "layer,source,target,weight_born,died" and len(lines) == 4
 
+    # summaries missing: the query still answers, and says how to fill them
+    r = cli("query", "lifetimes", "--run", "q", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout) == [] and "sparsetopo evolution q" in r.stderr
+    assert cli("evolution", "q").exit_code == 0
+    r = cli("query", "lifetimes", "--run", "q", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout) and r.stderr == ""
+
     # a value that looks like Cypher stays a value
     r = cli("query", "evolution", "--run", "q' OR 1=1 //", "--json")
     assert r.exit_code == 1 and "there is no run" in r.stderr

@@ -42,4 +42,11 @@ def query(
         if bound.get("run_id") is not None:
             store.get_run(bound["run_id"])  # an unknown run is an error, not an empty table
         rows = run_named(store, name, bound)
+        if QUERIES[name].needs_summaries and bound.get("run_id") is not None:
+            from graphstore.evolution import summaries_missing
+
+            if summaries_missing(store, bound["run_id"]):
+                typer.echo(f"note: some steps of run '{bound['run_id']}' have no lifetime summaries yet, so "
+                           f"their evo columns are empty; `sparsetopo evolution {bound['run_id']}` computes them",
+                           err=True)
     emit(rows, None, as_json, as_csv, title=name)
