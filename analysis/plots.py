@@ -59,6 +59,8 @@ def plot_degree_distributions(in_degrees: Mapping[int, Sequence[np.ndarray]], pa
     `in_degrees[step][k]` are the in-degrees of the neurons fed by weight layer k.
     """
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     steps = sorted(in_degrees)
     n_layers = len(in_degrees[steps[0]])
     cols = min(n_layers, 3)
@@ -72,6 +74,7 @@ def plot_degree_distributions(in_degrees: Mapping[int, Sequence[np.ndarray]], pa
         for i, s in enumerate(steps):
             ax.hist(in_degrees[s][k], bins=bins, histtype="step", color=cmap(i / max(1, len(steps) - 1)),
                     label=f"step {s}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(f"in-degree of neuron layer {k + 1}")
         ax.set_ylabel("neurons")
         ax.set_title(f"weight layer {k}")
