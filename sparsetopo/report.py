@@ -383,6 +383,9 @@ def render(data: ReportData, command: str, generated_at: float | None = None) ->
                                 ["run_a", "step_a", "run_b", "step_b", "distance", "method", "source"], "nnstd-pairs"))
         else:
             parts.append(_note("No NNSTD between the final snapshots is stored, and none was computed."))
+            for p in data.pairs:
+                if p.get("distance") is None:
+                    parts.append(_note(f"{p['run_a']} and {p['run_b']}: {p['source']}"))
         finals = " ".join(shlex.quote(f"{r.run_id}@{r.steps[-1]}") for r in data.runs if r.steps)
         parts.append(_commands([f"sparsetopo nnstd matrix {finals} --out nnstd.png", command]))
         parts.append("</section>")

@@ -131,3 +131,20 @@ def test_run_without_snapshots(store, tmp_path):
     store.create_run(RunInfo("empty", [4, 2], method="set"))
     page = _report(tmp_path, "empty")
     assert "This run has no snapshots yet." in page and not _figures(page)
+
+
+@pytest.mark.neo4j
+def test_runs_that_nnstd_cannot_compare(store, tmp_path):
+    from graphstore.model import RunInfo
+    from graphstore.synthetic import synthetic_run
+
+    populate(store, with_stats=False)
+    store.create_run(RunInfo("wide", [20, 10, 4], method="set"))
+    for snap in synthetic_run("wide", [20, 10, 4], 0.3, 0.2, 2, seed=9):
+        store.write_snapshot(snap)
+    data = gather(store, ["set-a", "wide"])
+    (pair,) = data.pairs
+    assert pair["distance"] is None and pair["source"].startswith("not comparable")
+    page = _report(tmp_path, "set-a", "wide")
+    assert "No NNSTD between the final snapshots is stored" in page and "set-a and wide: not comparable" in page
+    assert "wide/evolution" in _figures(page)
