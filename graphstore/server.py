@@ -218,7 +218,8 @@ db.tx_log.rotation.size=128M
 db.logs.query.enabled=OFF
 """
         (self.conf_dir / "neo4j.conf").write_text(conf)
-        password = secrets.token_urlsafe(24)
+        # A leading "-" would be read as an option by neo4j-admin.
+        password = "s" + secrets.token_urlsafe(24)
         fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(password + "\n")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from graphstore.evolution import ensure_evolution
 from graphstore.model import RunInfo
 
 
@@ -34,6 +35,7 @@ def import_npz_run(store, root: Path, run_id: str, name=None, method=None, datas
                 skipped += 1
             progress.advance(task)
     store.set_run_status(run_id, "completed")
+    ensure_evolution(store, run_id)
     return {"written": written, "skipped": skipped, "architecture": first.architecture}
 
 
