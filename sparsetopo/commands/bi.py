@@ -30,7 +30,13 @@ def url(
     info = connection_info(settings, password_file)
     if show_password:
         info["password"] = settings.password
-    emit_object(info, as_json=as_json, title="JDBC connection")
+    if as_json:
+        emit_object(info, as_json=True)
+        return
+    # Plain lines, never truncated: the URL is meant to be copied into a connection dialog.
+    width = max(map(len, info))
+    for key, value in info.items():
+        typer.echo(f"{key:<{width}}  {'' if value is None else value}")
 
 
 @app.command("install-driver")
