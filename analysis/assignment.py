@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
-from .nnstd_costs import dense_costs, fan_in, pair_costs, sparse_costs
+from .nnstd_costs import dense_costs, pair_costs, sparse_costs
 
 TIE_BREAKS_HELP = "'default' (the solver's own order; the authors' with the exact method), 'reversed', or 'shuffle:SEED'"
 
@@ -67,46 +67,89 @@ def exact_layer(mask_a: sp.csc_matrix, mask_b: sp.csc_matrix, tie_break: str = "
     return exact_assignment(dense_costs(mask_a, mask_b), tie_break)
 
 
+def _doubled_graph(n_a: int, n_b: int, indptr: np.ndarray, cols: np.ndarray, costs: np.ndarray) -> sp.csr_matrix:
+    """The sparse doubled graph of `sparse_assignment`, built directly in sorted CSR form."""
+    edges = len(cols)
+    rows = np.repeat(np.arange(n_a, dtype=np.int32 if n_a < 2**31 else np.int64), np.diff(indptr))
+    by_col = np.argsort(cols, kind="stable")  # the transposed pairs, rows ascending within each column
+    deg_a = np.diff(indptr) + 1  # an A row: its pairs, then its "stay single" column
+    deg_b = np.bincount(cols, minlength=n_b) + 1  # a B copy row: its own column, then its pairs' copies
+    g_indptr = np.r_[0, np.cumsum(np.concatenate([deg_a, deg_b]))]
+    nnz = int(g_indptr[-1])
+    index_type = np.int32 if nnz < 2**31 and n_a + n_b < 2**31 else np.int64
+    g_cols = np.empty(nnz, dtype=index_type)
+    weights = np.ones(nnz)
+    a_single = g_indptr[1:n_a + 1] - 1
+    a_pairs = np.arange(edges) + rows  # pair e sits after one "single" slot per earlier row
+    g_cols[a_pairs], weights[a_pairs] = cols, 1.0 + costs
+    g_cols[a_single], weights[a_single] = n_b + np.arange(n_a), 2.0
+    b_start = g_indptr[n_a:n_a + n_b]
+    g_cols[b_start] = np.arange(n_b)
+    # pair t of the transposed order sits after its column's own slot and the earlier pairs
+    b_pairs = np.arange(edges) + cols[by_col] + 1 + int(g_indptr[n_a])
+    g_cols[b_pairs] = n_b + rows[by_col]
+    return sp.csr_matrix((weights, g_cols, g_indptr.astype(index_type)), shape=(n_a + n_b, n_b + n_a))
+
+
+def _pair_identical(mask_a: sp.csc_matrix, mask_b: sp.csc_matrix, perm: np.ndarray) -> None:
+    """Pair neurons with identical input sets (cost 0), first with first, in index order.
+
+    Always optimal: the cost is a metric (Jaccard distance), so if a = b as sets,
+    c(a', b') <= c(a', b) + c(a, b') and swapping a and b into a pair never costs
+    more. It covers empty neurons, and keeps identical networks at distance 0.
+    """
+    mask_a, mask_b = mask_a.sorted_indices(), mask_b.sorted_indices()
+    ind_a, ind_b = mask_a.indices.astype(np.int64), mask_b.indices.astype(np.int64)  # same bytes for same sets
+    twins: dict[bytes, list[int]] = {}
+    for j in range(mask_b.shape[1]):
+        twins.setdefault(ind_b[mask_b.indptr[j]:mask_b.indptr[j + 1]].tobytes(), []).append(j)
+    for group in twins.values():
+        group.reverse()  # pop() then hands out the lowest index first
+    for i in range(mask_a.shape[1]):
+        group = twins.get(ind_a[mask_a.indptr[i]:mask_a.indptr[i + 1]].tobytes())
+        if group:
+            perm[i] = group.pop()
+
+
 def sparse_assignment(mask_a: sp.csc_matrix, mask_b: sp.csc_matrix) -> tuple[np.ndarray, np.ndarray]:
     """An optimal matching from the pairs that share an input, without the dense cost matrix.
 
     Every cost is 1 except for pairs sharing an input (< 1) and pairs of empty
-    neurons (0). So: pair empty with empty (always optimal: swapping an
-    empty-nonempty pair with them never costs more), find a maximum-weight
+    neurons (0). So: pair neurons with identical input sets, empty ones
+    included (always optimal, see `_pair_identical`), find a maximum-weight
     matching of the remaining neurons on the sparse graph of shared-input pairs
     with weight 1 - cost, and pair everyone left over at cost exactly 1
     (two leftovers sharing an input would contradict maximality).
 
-    The maximum-weight matching is a minimum-cost full matching of a sparse
-    graph, solved by scipy's LAPJVsp: rows are A's neurons, columns are B's
-    neurons plus one "stay single" column per A neuron. A-neuron i takes B-neuron
-    j at 1 + cost or stays single at 2; every row takes exactly one edge, so the
-    +1 shift (LAPJVsp needs nonzero weights) adds the same n_a to every matching
-    and the optimum is the maximum of sum(1 - cost) over matched pairs.
+    The maximum-weight matching is a minimum-cost perfect matching of a sparse
+    doubled graph, solved by scipy's LAPJVsp (on this square form it runs about
+    2.5 times faster than on the rectangular "stay single" form): rows are A's
+    neurons then a copy of B's, columns are B's neurons then a copy of A's.
+    A-neuron i takes B-neuron j at 1 + cost or stays single (i -> copy i) at 2;
+    B-neuron j stays single via (copy j -> j) at 1; (copy j -> copy i) at 1
+    exists for each shared-input pair (i, j), so the copies of a matched pair
+    can pair with each other. Every perfect matching has n_a + n_b edges, so the
+    +1 shift (LAPJVsp needs nonzero weights) changes no comparison.
     """
     n_a, n_b = mask_a.shape[1], mask_b.shape[1]
     n = max(n_a, n_b)
     perm = np.full(n, -1, dtype=np.int64)
 
-    empty_a = np.flatnonzero(fan_in(mask_a) == 0)
-    empty_b = np.flatnonzero(fan_in(mask_b) == 0)
-    k = min(len(empty_a), len(empty_b))
-    perm[empty_a[:k]] = empty_b[:k]
-
-    indptr, cols, costs = sparse_costs(mask_a, mask_b)  # empty neurons have no such pairs
+    _pair_identical(mask_a, mask_b, perm)
+    indptr, cols, costs = sparse_costs(mask_a, mask_b)
     if len(cols):
-        # each row: its shared-input pairs, then its own "stay single" column (sorted CSR built directly)
-        per_row = np.diff(indptr) + 1
-        g_indptr = np.r_[0, np.cumsum(per_row)]
-        single = g_indptr[1:] - 1
-        pairs = np.ones(g_indptr[-1], dtype=bool)
-        pairs[single] = False
-        g_cols = np.empty(g_indptr[-1], dtype=np.int64)
-        g_cols[pairs], g_cols[single] = cols, n_b + np.arange(n_a)
-        weights = np.empty(g_indptr[-1])
-        weights[pairs], weights[single] = 1.0 + costs, 2.0
-        graph = sp.csr_matrix((weights, g_cols, g_indptr), shape=(n_a, n_b + n_a))
+        # neurons already paired with an identical twin take no further part
+        free_a = perm[:n_a] < 0
+        free_b = np.ones(n_b, dtype=bool)
+        free_b[perm[perm >= 0]] = False
+        rows = np.repeat(np.arange(n_a), np.diff(indptr))
+        keep = free_a[rows] & free_b[cols]
+        indptr = np.r_[0, np.cumsum(np.bincount(rows[keep], minlength=n_a))]
+        cols, costs = cols[keep], costs[keep]
+    if len(cols):
+        graph = _doubled_graph(n_a, n_b, indptr, cols, costs)
         _, match = min_weight_full_bipartite_matching(graph)
+        match = match[:n_a]
         real = np.flatnonzero((match < n_b) & (perm[:n_a] < 0))
         perm[real] = match[real]
 

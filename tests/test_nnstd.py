@@ -235,6 +235,9 @@ def test_sparse_method_layer_zero_equals_exact_and_network_is_close():
         exact, fast = nnstd(a, b), nnstd(a, b, method="sparse")
         assert abs(exact.layers[0] - fast.layers[0]) < 1e-12
         assert nnstd(a, a, method="sparse").distance == 0.0
+    for _ in range(10):
+        net = distinct_neuron_network([40, 20, 12, 4], 0.1, rng)
+        assert nnstd(net, permuted_copy(net, rng), method="sparse").distance == 0.0
 
 
 # --- all pairs ---------------------------------------------------------------------------------
