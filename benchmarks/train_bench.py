@@ -30,7 +30,7 @@ def _epoch_seconds(result) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--methods", default="dense,static,set")
+    ap.add_argument("--methods", default="static,set,dense")
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--hidden", default="1000,1000,1000")
@@ -52,11 +52,21 @@ def main() -> None:
             plain = train(config, data, lambda _s: None, f"bench-{method}-plain")
             t_plain = time.perf_counter() - t0
 
+            print(f"{method:7s} without store: {_epoch_seconds(plain):.1f} s/epoch, "
+                  f"test acc {plain.steps[-1]['test_accuracy']:.4f}, wall {t_plain:.1f} s", flush=True)
+
             run_id = f"bench-{method}-{int(time.time())}"
             t0 = time.perf_counter()
-            with recording(store, run_info(config, data, run_id), maxsize=4) as sink:
-                stored = train(config, data, sink, run_id)
-                t_train = time.perf_counter() - t0
+            try:
+                with recording(store, run_info(config, data, run_id), maxsize=4) as sink:
+                    stored = train(config, data, sink, run_id)
+                    t_train = time.perf_counter() - t0
+            except Exception as exc:  # noqa: BLE001 - reported, the other methods still run
+                first = str(exc).splitlines()[0][:300]
+                print(f"{method:7s} with store FAILED after {time.perf_counter() - t0:.1f} s: "
+                      f"{type(exc).__name__}: {first}", flush=True)
+                store.delete_run(run_id)
+                continue
             t_store = time.perf_counter() - t0
             writer: BackgroundWriter = sink
             n_snaps = len(store.list_snapshots(run_id))

@@ -131,3 +131,36 @@ def test_train_command_errors_are_one_sentence(store):
     )
     assert proc.returncode == 1
     assert proc.stderr.strip() == "Error: zeta must be between 0 and 1 (exclusive); got 1.5"
+
+
+def test_ctrl_c_on_the_train_command_leaves_a_consistent_interrupted_run(store):
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sparsetopo.cli", "train", "--dataset", "digits", "--method", "set", "--hidden", "128,128",
+         "--epochs", "500", "--epsilon", "8", "--threads", "1", "--run-id", "sigint", "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            rows = store.read("MATCH (s:Snapshot {run_id: 'sigint'}) RETURN count(s) AS n")
+            if rows and rows[0]["n"] >= 3:
+                break
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert store.get_run("sigint")["status"] == "interrupted"
+    steps = [s["step"] for s in store.list_snapshots("sigint")]
+    assert steps == list(range(len(steps))) and len(steps) >= 3
+    first = store.read_snapshot("sigint", 0)
+    for step in steps:
+        snap = store.read_snapshot("sigint", step)
+        assert [m.nnz for m in snap.layers] == [m.nnz for m in first.layers]  # whole snapshots only

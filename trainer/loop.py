@@ -199,9 +199,10 @@ def train(
             grads = None
             if fraction is not None and algorithm.needs_gradient:
                 grads = [lin.weight.grad.detach().clone() for lin in model.linears]
+            # Masked gradients keep masked weights exactly zero: SGD's update there is
+            # lr * (momentum * 0 + 0 + weight_decay * 0) = 0 (tests check it after every step).
             model.mask_grads()
             optimizer.step()
-            model.apply_masks()
 
             loss_sum += loss.item() * len(yb)
             correct += (out.argmax(1) == yb).sum().item()

@@ -57,7 +57,7 @@ class _Bar:
             console=Console(stderr=True),
         )
         self.task = None
-        self.epochs = 0
+        self.epochs = self.batches = 0
         self.last = 0.0
 
     def __enter__(self):
@@ -70,7 +70,7 @@ class _Bar:
     def __call__(self, event: dict) -> None:
         kind = event["kind"]
         if kind == "start":
-            self.epochs = event["epochs"]
+            self.epochs, self.batches = event["epochs"], event["batches"]
             self.task = self.progress.add_task("epoch 1/%d" % self.epochs, total=event["epochs"] * event["batches"],
                                                loss=float("nan"), acc=float("nan"), density=1.0, churn=0)
         elif kind == "batch":
@@ -78,7 +78,8 @@ class _Bar:
             if now - self.last < 0.1:  # rich redraws at ~10 Hz anyway
                 return
             self.last = now
-            self.progress.update(self.task, completed=event["t"], description=f"epoch {event['epoch']}/{self.epochs}",
+            self.progress.update(self.task, completed=event["t"],
+                                 description=f"epoch {event['epoch']}/{self.epochs} batch {event['batch']}/{self.batches}",
                                  loss=event["loss"], acc=event["accuracy"], density=event["density"], churn=event["churn"])
         elif kind == "snapshot" and self.task is not None:
             self.progress.update(self.task, density=event["density"])
