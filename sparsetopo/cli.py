@@ -16,6 +16,7 @@ from .commands import data, train
 from .commands import evolution, plot, query, stats
 from .commands import bi, report
 from .commands import nnstd
+from .commands import experiment
 
 app = typer.Typer(
     name="sparsetopo",
@@ -38,6 +39,7 @@ app.command("plot")(plot.plot)
 app.command("report")(report.report)
 app.add_typer(bi.app, name="bi")
 app.add_typer(nnstd.app, name="nnstd")
+app.add_typer(experiment.app, name="experiment")
 
 _OUR_PACKAGES = {"sparsetopo", "graphstore", "trainer", "analysis"}
 

@@ -133,14 +133,27 @@ def evaluate(model: SparseMLP, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return loss_sum / len(x), correct / len(x)
 
 
+def _check_masks(masks: list, sizes: list[int]) -> None:
+    if len(masks) != len(sizes) - 1:
+        raise ConfigError(f"{len(masks)} initial masks given for {len(sizes) - 1} layers")
+    for k, m in enumerate(masks):
+        if m is not None and tuple(m.shape) != (sizes[k + 1], sizes[k]):
+            raise ConfigError(f"initial mask {k} has shape {tuple(m.shape)}; the layer needs {(sizes[k + 1], sizes[k])}")
+
+
 def train(
     config: TrainConfig,
     dataset: Dataset,
     sink: Sink,
     run_id: str,
     progress: Progress | None = None,
+    masks: list[torch.Tensor | None] | None = None,
 ) -> TrainResult:
-    """Train one network and hand every snapshot to `sink`; bit-reproducible on CPU for a seed."""
+    """Train one network and hand every snapshot to `sink`; bit-reproducible on CPU for a seed.
+
+    `masks` (bool, shape (n_out, n_in) per layer, None = dense) replaces the initial
+    topology the config would draw, e.g. for the paper's Figure 4 protocol.
+    """
     config.validate()
     progress = progress or (lambda _event: None)
     if config.threads:
@@ -158,7 +171,10 @@ def train(
     total_batches = n_batches * config.epochs
 
     sizes = architecture(config, dataset)
-    masks = initial_masks(sizes, config.topology_init(), config.epsilon, init_gen, config.density, config.sparse_output)
+    if masks is None:
+        masks = initial_masks(sizes, config.topology_init(), config.epsilon, init_gen, config.density, config.sparse_output)
+    else:
+        _check_masks(masks, sizes)
     model = SparseMLP(sizes, masks, dropout=config.dropout, generator=init_gen)
     algorithm = make_algorithm(config.method, config.zeta, total_batches, config.delta_t, config.rigl_end)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)

@@ -1,0 +1,62 @@
+"""`sparsetopo experiment paper` end to end at the tiny scale (digits), and its pure parts."""
+import json
+
+import pytest
+import torch
+
+from sparsetopo.experiment import SCALES, figure4_masks, plan
+
+pytestmark = pytest.mark.neo4j
+
+
+def test_figure4_masks_change_one_percent_each_step():
+    series = figure4_masks([64, 50, 40, 10], density=0.2, count=4, change=0.01, seed=7)
+    assert len(series) == 4
+    for prev, nxt in zip(series, series[1:]):
+        assert prev[-1] is None and nxt[-1] is None  # the output layer stays dense
+        for a, b in zip(prev[:-1], nxt[:-1]):
+            assert a.sum() == b.sum()  # same number of connections
+            moved = int((a & ~b).sum())
+            assert moved == max(1, round(0.01 * int(a.sum())))
+    assert int(series[0][0].sum()) == round(0.2 * 64 * 50)
+
+
+def test_plan_covers_methods_seeds_and_epsilons():
+    scale = SCALES["small"]
+    specs = plan(scale)
+    perf = [s for s in specs if s.part == "performance"]
+    assert len(perf) == len(scale.datasets) * len(scale.seeds) * (1 + 2 * len(scale.epsilons))
+    assert len([s for s in specs if s.part == "figure4"]) == 10
+    assert len({s.run_id for s in specs}) == len(specs)
+
+
+def test_tiny_experiment_stores_everything_and_resumes(store, cli, tmp_path):
+    out = tmp_path / "paper"
+    r = cli("experiment", "paper", "--scale", "tiny", "--out", out, "--workers", "1")
+    assert r.exit_code == 0, r.stderr
+    results = (out / "results.md").read_text()
+    assert results.count("**held**") + results.count("**did not hold**") == 3
+    assert (out / "report.html").stat().st_size > 10_000
+    assert (out / "figures" / "fig4_step_000.png").exists()
+    runs = {x["run_id"]: x for x in json.loads(cli("runs", "list", "--json").stdout)}
+    expected = {s.run_id for s in plan(SCALES["tiny"])}
+    assert expected <= set(runs)
+    assert all(runs[r]["status"] == "completed" for r in expected)
+    purposes = {row["p"] for row in store.read("MATCH ()-[d:NNSTD]->() RETURN DISTINCT d.purpose AS p")}
+    assert {"evolution", "independent-initial", "independent-final", "figure4"} <= purposes
+    # Figure 4's initial topologies are 1 % apart, so their stored NNSTD is small but not zero.
+    init = store.read("MATCH (a:Snapshot {step: 0})-[d:NNSTD {purpose: 'figure4'}]->(b) RETURN d.distance AS d")
+    assert init and all(0 < row["d"] < 0.2 for row in init)
+
+    # A second run skips every completed run; a run left 'running' is trained again.
+    store.write("MATCH (r:Run {run_id: 'paper-tiny-digits-set-e4-s2'}) SET r.status = 'running'")
+    r = cli("experiment", "paper", "--scale", "tiny", "--out", out, "--workers", "1")
+    assert r.exit_code == 0, r.stderr
+    trained = [line for line in r.stderr.splitlines() if line.startswith("trained ")]
+    assert trained == [l for l in trained if "paper-tiny-digits-set-e4-s2" in l] and len(trained) == 1
+
+
+def test_unknown_scale_is_one_sentence(cli, tmp_path):
+    r = cli("experiment", "paper", "--scale", "huge", "--out", tmp_path)
+    assert r.exit_code == 1
+    assert r.stderr.strip() == "Error: unknown scale 'huge'; choose one of: full, small, tiny"
