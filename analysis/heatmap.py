@@ -38,7 +38,7 @@ def plot_distance_heatmap(distance: np.ndarray, labels: Sequence[str], out: str 
                 ax.text(j, i, f"{distance[i, j]:.2f}", ha="center", va="center", fontsize=7,
                         color="black" if distance[i, j] > 0.6 else "white")
     cax = make_axes_locatable(ax).append_axes("right", size="5%", pad=0.08)
-    fig.colorbar(image, cax=cax, label="NNSTD (0 = same topology, 1 = disjoint)")
+    fig.colorbar(image, cax=cax, label="NNSTD (0 same, 1 disjoint)")
     fig.tight_layout()
     out = Path(out)
     fig.savefig(out, dpi=150)
