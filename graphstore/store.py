@@ -157,7 +157,7 @@ class GraphStore:
     # -- NNSTD -----------------------------------------------------------------------
     def write_nnstd(self, run_a: str, step_a: int, run_b: str, step_b: int, distance: float,
                     layers: list[float], method: str, **extra: Any) -> None:
-        """One NNSTD relationship per unordered pair of snapshots, directed from the smaller key."""
+        """One NNSTD relationship per unordered pair of snapshots and method, directed from the smaller key."""
         from .errors import UnknownSnapshotError
 
         (ra, sa), (rb, sb) = sorted([(run_a, step_a), (run_b, step_b)])
@@ -165,8 +165,8 @@ class GraphStore:
                  "computed_at": time.time()} | extra
         records, _, _ = self.driver.execute_query(
             "MATCH (a:Snapshot {run_id: $ra, step: $sa}) MATCH (b:Snapshot {run_id: $rb, step: $sb}) "
-            "MERGE (a)-[d:NNSTD]->(b) SET d += $props RETURN count(d) AS n",
-            ra=ra, sa=sa, rb=rb, sb=sb, props=props, database_=self.database,
+            "MERGE (a)-[d:NNSTD {method: $method}]->(b) SET d += $props RETURN count(d) AS n",
+            ra=ra, sa=sa, rb=rb, sb=sb, method=method, props=props, database_=self.database,
         )
         if not records or records[0]["n"] == 0:
             for run, step in ((ra, sa), (rb, sb)):
