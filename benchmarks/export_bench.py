@@ -18,7 +18,7 @@ from benchmarks._server import benchmark_store  # noqa: E402
 from graphstore.model import RunInfo  # noqa: E402
 from graphstore.reader import snapshots_equal  # noqa: E402
 from graphstore.synthetic import synthetic_run  # noqa: E402
-from graphstore.writer import diff_layer, linear_positions  # noqa: E402,F401
+from graphstore.writer import linear_positions  # noqa: E402
 
 
 def main() -> None:
@@ -36,7 +36,6 @@ def main() -> None:
         store.create_run(RunInfo("bench", sizes, method="synthetic-set"))
         total_writes, total_seconds, prev = 0, 0.0, None
         for s in snaps:
-            diffs = [diff_layer(None, m) for m in s.layers] if prev is None else None
             created = sum(m.nnz for m in s.layers) if prev is None else None
             if prev is not None:
                 created = closed = 0
@@ -54,7 +53,6 @@ def main() -> None:
             total_seconds += dt
             print(f"step {s.step:3d}: {created:7d} created {closed:7d} closed in {dt:6.2f} s = {writes / dt:9.0f} synapse writes/s")
             prev = s
-            del diffs
         t0 = time.perf_counter()
         store.set_run_status("bench", "completed")
         finish = time.perf_counter() - t0

@@ -5,8 +5,9 @@ connections that appear get a new SYNAPSE (born = step), connections that vanish
 get died = step on their open SYNAPSE. The exact weights and bias of every layer at
 every step go onto its LayerSnapshot, which is what reads reconstruct from.
 
-The writer keeps, per run, the previous step's connections and the element ids of
-the run's neurons, so each step costs id seeks only. The cursor is rebuilt from
+The writer keeps, per run, the previous step's connections, the element ids of
+the run's neurons and the ids of its open synapses, so each step costs id seeks
+only. The cursor is rebuilt from
 the store when a process resumes a run, and only advanced after the snapshot's
 transaction commits.
 """
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .errors import RunConflictError, UnknownRunError
+from .errors import GraphStoreError, RunConflictError, UnknownRunError
 from .model import Snapshot
 
 BATCH = 20_000  # rows per UNWIND statement
@@ -33,6 +34,7 @@ def linear_positions(m: sp.csr_matrix) -> np.ndarray:
 class LayerState:
     positions: np.ndarray  # sorted linear positions alive at the last written step
     weights: np.ndarray  # float32, aligned with positions
+    synapse_ids: np.ndarray  # int64 ids of the open SYNAPSE at each position
 
 
 @dataclass
@@ -46,12 +48,20 @@ class RunCursor:
 
 @dataclass
 class LayerDiff:
-    appeared: np.ndarray
-    appeared_weights: np.ndarray
-    vanished: np.ndarray
-    vanished_weights: np.ndarray
     positions: np.ndarray
     weights: np.ndarray
+    new: np.ndarray  # bool mask over positions: appeared at this step
+    survivor_ids: np.ndarray  # synapse ids of the positions that did not appear (aligned with ~new)
+    vanished_ids: np.ndarray
+    vanished_weights: np.ndarray
+
+    @property
+    def appeared(self) -> np.ndarray:
+        return self.positions[self.new]
+
+    @property
+    def appeared_weights(self) -> np.ndarray:
+        return self.weights[self.new]
 
 
 def diff_layer(previous: LayerState | None, current: sp.csr_matrix) -> LayerDiff:
@@ -59,44 +69,50 @@ def diff_layer(previous: LayerState | None, current: sp.csr_matrix) -> LayerDiff
     w = current.data.astype(np.float32, copy=False)
     if previous is None:
         empty = np.empty(0, dtype=np.int64)
-        return LayerDiff(pos, w, empty, np.empty(0, np.float32), pos, w)
-    new_mask = ~np.isin(pos, previous.positions, assume_unique=True)
-    gone_mask = ~np.isin(previous.positions, pos, assume_unique=True)
-    return LayerDiff(
-        appeared=pos[new_mask], appeared_weights=w[new_mask],
-        vanished=previous.positions[gone_mask], vanished_weights=previous.weights[gone_mask],
-        positions=pos, weights=w,
-    )
+        return LayerDiff(pos, w, np.ones(pos.size, bool), empty, empty, np.empty(0, np.float32))
+    new = ~np.isin(pos, previous.positions, assume_unique=True)
+    gone = ~np.isin(previous.positions, pos, assume_unique=True)
+    survivors = np.searchsorted(previous.positions, pos[~new])
+    return LayerDiff(pos, w, new, previous.synapse_ids[survivors],
+                     previous.synapse_ids[gone], previous.weights[gone])
 
 
-# Synapses are addressed by their two neurons' element ids: id seeks, then an
-# expand-into between the two bound nodes finds the open lifetime. (Returning and
-# tracking relationship ids instead measured about twice as slow to create.)
+# A synapse is created between its two neurons (element-id seeks) and remembered by
+# its relationship id, so closing it later is one id seek. Measured on this machine:
+# closing by an expand-into between the two neurons instead slows down as neurons
+# collect dead lifetimes (6k/s at 720 lifetimes per neuron vs 44k/s by id), and a
+# duplicate `weight` at birth costs a quarter of the create rate, so `weight` (the
+# latest weight) is written when the synapse dies or its run finishes.
 CREATE_SYNAPSES = (
     "UNWIND $rows AS row "
     "MATCH (a) WHERE elementId(a) = row[0] MATCH (b) WHERE elementId(b) = row[1] "
-    "CREATE (a)-[:SYNAPSE {run_id: $run, layer: $layer, born: $step, weight_born: row[2], weight: row[2]}]->(b)"
+    "CREATE (a)-[s:SYNAPSE {run_id: $run, layer: $layer, born: $step, weight_born: row[2]}]->(b) "
+    "RETURN row[3] AS k, id(s) AS id"
 )
 CLOSE_SYNAPSES = (
-    "UNWIND $rows AS row "
-    "MATCH (a) WHERE elementId(a) = row[0] MATCH (b) WHERE elementId(b) = row[1] "
-    "MATCH (a)-[s:SYNAPSE]->(b) WHERE s.died IS NULL SET s.died = $step, s.weight = row[2]"
+    "UNWIND $rows AS row MATCH ()-[s:SYNAPSE]->() WHERE id(s) = row[0] AND s.run_id = $run "
+    "SET s.died = $step, s.weight = row[1] RETURN count(s) AS n"
 )
 SET_LATEST_WEIGHT = (
-    "UNWIND $rows AS row "
-    "MATCH (a) WHERE elementId(a) = row[0] MATCH (b) WHERE elementId(b) = row[1] "
-    "MATCH (a)-[s:SYNAPSE]->(b) WHERE s.died IS NULL SET s.weight = row[2]"
+    "UNWIND $rows AS row MATCH ()-[s:SYNAPSE]->() WHERE id(s) = row[0] AND s.run_id = $run "
+    "SET s.weight = row[1] RETURN count(s) AS n"
 )
 
 
-def _endpoint_rows(positions: np.ndarray, weights: np.ndarray, n_out: int, src_ids: list[str], dst_ids: list[str]):
-    """[source id, target id, weight] rows for the connections at `positions`, in batches."""
-    for lo in range(0, positions.size, BATCH):
-        pos = positions[lo:lo + BATCH]
-        yield [
-            [src_ids[i], dst_ids[j], w]
-            for i, j, w in zip((pos // n_out).tolist(), (pos % n_out).tolist(), weights[lo:lo + BATCH].tolist())
-        ]
+def _batches(*columns: list):
+    """Rows zipped from equally long columns, BATCH at a time."""
+    n = len(columns[0])
+    for lo in range(0, n, BATCH):
+        yield [list(r) for r in zip(*(c[lo:lo + BATCH] for c in columns))]
+
+
+def _run_counted(tx, query: str, rows: list, **params) -> None:
+    n = tx.run(query, rows=rows, **params).single()["n"]
+    if n != len(rows):
+        raise GraphStoreError(
+            f"{len(rows) - n} open synapse(s) of run '{params.get('run')}' were changed by someone else while it was "
+            "being written; nothing of this step was stored"
+        )
 
 
 class SnapshotWriter:
@@ -147,10 +163,23 @@ class SnapshotWriter:
             "RETURN l.layer AS layer, l.positions AS positions, l.weights AS weights ORDER BY layer",
             run=run_id, step=step, database_=self.database,
         )
-        return [
-            LayerState(np.asarray(r["positions"], dtype=np.int64), np.asarray(r["weights"], dtype=np.float32))
-            for r in records
-        ]
+        states = []
+        for r in records:
+            positions = np.asarray(r["positions"], dtype=np.int64)
+            states.append(LayerState(positions, np.asarray(r["weights"], dtype=np.float32),
+                                     np.full(positions.size, -1, dtype=np.int64)))
+        opened, _, _ = self.driver.execute_query(
+            "MATCH (a:Neuron)-[s:SYNAPSE]->(b:Neuron) WHERE s.run_id = $run AND s.born IS NOT NULL AND s.died IS NULL "
+            "RETURN s.layer AS layer, a.index AS i, b.index AS j, id(s) AS id",
+            run=run_id, database_=self.database,
+        )
+        for r in opened:
+            state = states[r["layer"]]
+            at = np.searchsorted(state.positions, r["i"] * architecture[r["layer"] + 1] + r["j"])
+            state.synapse_ids[at] = r["id"]
+        if any((st.synapse_ids < 0).any() for st in states):
+            raise GraphStoreError(f"run '{run_id}' is inconsistent: step {step} lists connections without an open synapse")
+        return states
 
     # -- writing -----------------------------------------------------------------
     def write(self, snapshot: Snapshot) -> bool:
@@ -164,11 +193,17 @@ class SnapshotWriter:
         if cursor.last_step is not None and snapshot.step <= cursor.last_step:
             return self._check_already_stored(snapshot)
         diffs = [diff_layer(cursor.layers[k] if cursor.layers else None, m) for k, m in enumerate(snapshot.layers)]
-        with self.driver.session(database=self.database) as session:
-            neuron_ids = session.execute_write(self._write_tx, snapshot, cursor, diffs)
+        with self.driver.session(database=self.database, fetch_size=-1) as session:
+            neuron_ids, new_ids = session.execute_write(self._write_tx, snapshot, cursor, diffs)
         # Only a committed snapshot moves the cursor.
+        layers = []
+        for d, ids in zip(diffs, new_ids):
+            synapse_ids = np.empty(d.positions.size, dtype=np.int64)
+            synapse_ids[d.new] = ids
+            synapse_ids[~d.new] = d.survivor_ids
+            layers.append(LayerState(d.positions, d.weights, synapse_ids))
         cursor.neuron_ids = neuron_ids
-        cursor.layers = [LayerState(d.positions, d.weights) for d in diffs]
+        cursor.layers = layers
         cursor.last_step = snapshot.step
         return True
 
@@ -208,7 +243,7 @@ class SnapshotWriter:
             layer_rows.append({
                 "layer": k, "n_in": m.shape[0], "n_out": m.shape[1], "nnz": int(m.nnz),
                 "density": m.nnz / (m.shape[0] * m.shape[1]),
-                "appeared": int(d.appeared.size), "vanished": int(d.vanished.size),
+                "appeared": int(d.appeared.size), "vanished": int(d.vanished_ids.size),
                 "positions": d.positions.tolist(), "weights": d.weights.tolist(),
                 "bias": None if bias is None else bias.tolist(),
             })
@@ -218,14 +253,21 @@ class SnapshotWriter:
             "CREATE (s)-[:HAS_LAYER]->(l)",
             run=run, step=step, rows=layer_rows,
         ).consume()
+        new_ids = []
         for k, d in enumerate(diffs):
             n_out = cursor.architecture[k + 1]
             src_ids, dst_ids = neuron_ids[k], neuron_ids[k + 1]
-            for rows in _endpoint_rows(d.vanished, d.vanished_weights, n_out, src_ids, dst_ids):
-                tx.run(CLOSE_SYNAPSES, rows=rows, step=step).consume()
-            for rows in _endpoint_rows(d.appeared, d.appeared_weights, n_out, src_ids, dst_ids):
-                tx.run(CREATE_SYNAPSES, rows=rows, run=run, layer=k, step=step).consume()
-        return neuron_ids
+            for rows in _batches(d.vanished_ids.tolist(), d.vanished_weights.tolist()):
+                _run_counted(tx, CLOSE_SYNAPSES, rows, run=run, step=step)
+            appeared = d.appeared
+            ids = np.empty(appeared.size, dtype=np.int64)
+            src = [src_ids[i] for i in (appeared // n_out).tolist()]
+            dst = [dst_ids[j] for j in (appeared % n_out).tolist()]
+            for rows in _batches(src, dst, d.appeared_weights.tolist(), list(range(appeared.size))):
+                for r in tx.run(CREATE_SYNAPSES, rows=rows, run=run, layer=k, step=step):
+                    ids[r["k"]] = r["id"]
+            new_ids.append(ids)
+        return neuron_ids, new_ids
 
     @staticmethod
     def _create_neurons(tx, run: str, architecture: list[int]) -> list[list[str]]:
@@ -248,8 +290,6 @@ class SnapshotWriter:
         if not cursor.layers:
             return
         with self.driver.session(database=self.database) as session:
-            for k, state in enumerate(cursor.layers):
-                n_out = cursor.architecture[k + 1]
-                ids = cursor.neuron_ids
-                for rows in _endpoint_rows(state.positions, state.weights, n_out, ids[k], ids[k + 1]):
-                    session.execute_write(lambda tx, rows=rows: tx.run(SET_LATEST_WEIGHT, rows=rows).consume())
+            for state in cursor.layers:
+                for rows in _batches(state.synapse_ids.tolist(), state.weights.tolist()):
+                    session.execute_write(lambda tx, rows=rows: _run_counted(tx, SET_LATEST_WEIGHT, rows, run=run_id))
