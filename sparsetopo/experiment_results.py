@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .experiment import scale_tag
+
 MATCH_TOLERANCE = 0.005
 SIMILAR_ACCURACY = 0.01
 FAR_FRACTION = 0.9
@@ -275,7 +277,7 @@ def results_markdown(state, findings: Findings, wall_seconds: float, sources: di
     for f in findings.figures:
         name = Path(f).name
         lines.append(f"![{name}](figures/{name})")
-    lines += ["", "Everything above is stored in the graph store: runs `paper-" + s.name + "-*`, their snapshots, and NNSTD "
+    lines += ["", "Everything above is stored in the graph store: runs `paper-" + scale_tag(s) + "-*`, their snapshots, and NNSTD "
               "relationships (property `purpose`: evolution, independent-initial, independent-final, figure4).", ""]
     return "\n".join(lines)
 

@@ -13,7 +13,7 @@ app = typer.Typer(no_args_is_help=True, help="Reproduce studies end to end (trai
 
 @app.command()
 def paper(
-    scale: str = typer.Option("small", "--scale", help="small (≈30 min on 2 cores, width 100), full (paper-sized, hours) or tiny (digits, for tests)."),
+    scale: str = typer.Option("small", "--scale", help="small (≤30 min on 2 cores, width 300), full (paper-sized, hours) or tiny (digits, for tests)."),
     out: Path = typer.Option(Path("out/paper"), "--out", help="Directory for results.md, report.html and figures/."),
     workers: int = typer.Option(None, "--workers", help="Processes for NNSTD matrices (default: all cores)."),
 ) -> None:
