@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from .errors import GraphStoreError
-from .settings import ConnectionSettings
+from .settings import ConnectionSettings, cache_home
 
 JDBC_VERSION = "6.8.0"
 DRIVER_CLASS = "org.neo4j.jdbc.Neo4jDriver"
@@ -47,8 +47,7 @@ def jdbc_lib_dir() -> Path:
     explicit = os.environ.get("SPARSETOPO_JDBC_LIB")
     if explicit:
         return Path(explicit)
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "sparsetopo" / f"neo4j-jdbc-{JDBC_VERSION}" / "lib"
+    return cache_home() / f"neo4j-jdbc-{JDBC_VERSION}" / "lib"
 
 
 def installed_flavour(lib: Path | None = None) -> str | None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ServerUnavailable
-from .settings import ConnectionSettings, data_home
+from .settings import ConnectionSettings, cache_home, data_home
 
 NEO4J_VERSION = "5.26.30"
 POM = Path(__file__).parent / "server" / "pom.xml"
@@ -55,8 +55,7 @@ def jar_dir() -> Path:
     explicit = os.environ.get("SPARSETOPO_NEO4J_LIB")
     if explicit:
         return Path(explicit)
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "sparsetopo" / f"neo4j-{NEO4J_VERSION}" / "lib"
+    return cache_home() / f"neo4j-{NEO4J_VERSION}" / "lib"
 
 
 def _java() -> str:

@@ -19,6 +19,11 @@ def data_home() -> Path:
     return Path(xdg).expanduser() / "sparsetopo"
 
 
+def cache_home() -> Path:
+    """Where gathered jars live (shared by every instance and test session): XDG cache home."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sparsetopo"
+
+
 @dataclass(frozen=True)
 class ConnectionSettings:
     uri: str

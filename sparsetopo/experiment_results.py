@@ -173,11 +173,7 @@ def accuracy_figure(store, specs, figures_dir: Path, findings: Findings) -> None
         ax.set_xlabel("epoch")
         ax.set_ylabel("test accuracy")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = figures_dir / "accuracy.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    findings.figures.append(str(path))
+    _save(plt, fig, figures_dir / "accuracy.png", findings)
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for run_id, series in findings.evolution.items():
@@ -187,8 +183,11 @@ def accuracy_figure(store, specs, figures_dir: Path, findings: Findings) -> None
     ax.set_ylim(0, 1)
     ax.set_title("SET: distance from the initial topology")
     ax.legend(fontsize=6)
+    _save(plt, fig, figures_dir / "evolution.png", findings)
+
+
+def _save(plt, fig, path: Path, findings: Findings) -> None:
     fig.tight_layout()
-    path = figures_dir / "evolution.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     findings.figures.append(str(path))

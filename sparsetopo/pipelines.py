@@ -6,13 +6,7 @@ from pathlib import Path
 from graphstore.evolution import ensure_evolution
 from graphstore.model import RunInfo
 
-
-def _progress():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.console import Console
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=Console(stderr=True), transient=False)
+from .progress import progress_bar
 
 
 def import_npz_run(store, root: Path, run_id: str, name=None, method=None, dataset=None) -> dict:
@@ -26,14 +20,13 @@ def import_npz_run(store, root: Path, run_id: str, name=None, method=None, datas
     store.create_run(RunInfo(run_id, first.architecture, name=name, method=method, dataset=dataset,
                              status="importing", config={"source": str(root.resolve())}))
     written = skipped = 0
-    with _progress() as progress:
-        task = progress.add_task(f"importing {run_id}", total=total)
-        for snap in _chain(first, snapshots):
+    with progress_bar(f"importing {run_id}") as update:
+        for n, snap in enumerate(_chain(first, snapshots), start=1):
             if store.write_snapshot(snap):
                 written += 1
             else:
                 skipped += 1
-            progress.advance(task)
+            update(n, total)
     store.set_run_status(run_id, "completed")
     ensure_evolution(store, run_id)
     return {"written": written, "skipped": skipped, "architecture": first.architecture}

@@ -2,7 +2,6 @@
 import json
 
 import pytest
-import torch
 
 from sparsetopo.experiment import SCALES, figure4_masks, plan
 

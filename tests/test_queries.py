@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from graphstore.queries import QUERIES, QueryError, bind, get_query
+from graphstore.queries import QUERIES, QueryError, bind
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "cypher.md"
 
