@@ -20,7 +20,7 @@ def run_exists(driver, run_id: str, database: str | None = None) -> bool:
 
 def read_snapshot(driver, run_id: str, step: int, database: str | None = None) -> Snapshot:
     records, _, _ = driver.execute_query(
-        "MATCH (s:Snapshot {run_id: $run, step: $step}) "
+        "MATCH (s:Snapshot {run_id: $run, step: $step}) WHERE s.complete IS NULL "
         "OPTIONAL MATCH (s)-[:HAS_LAYER]->(l:LayerSnapshot) "
         "WITH s, l ORDER BY l.layer "
         "RETURN properties(s) AS snapshot, collect(l {.layer, .n_in, .n_out, .positions, .weights, .bias}) AS layers",
@@ -89,7 +89,7 @@ def list_snapshots(driver, run_id: str, database: str | None = None) -> list[dic
     if not run_exists(driver, run_id, database):
         raise UnknownRunError(run_id)
     records, _, _ = driver.execute_query(
-        "MATCH (s:Snapshot {run_id: $run}) RETURN properties(s) AS s ORDER BY s.step",
+        "MATCH (s:Snapshot {run_id: $run}) WHERE s.complete IS NULL RETURN properties(s) AS s ORDER BY s.step",
         run=run_id, database_=database,
     )
     return [dict(r["s"]) for r in records]

@@ -22,6 +22,9 @@ from .errors import GraphStoreError, RunConflictError, UnknownRunError
 from .model import Snapshot
 
 BATCH = 20_000  # rows per UNWIND statement
+# Synapse changes per transaction. Neo4j holds ~1.5 KB of transaction state per new relationship,
+# so a step beyond this is written in several transactions (see _write_in_chunks).
+CHUNK = 400_000
 
 
 def linear_positions(m: sp.csr_matrix) -> np.ndarray:
@@ -139,6 +142,8 @@ class SnapshotWriter:
             raise UnknownRunError(run_id)
         architecture = list(records[0]["architecture"])
         last_step = records[0]["last_step"]
+        if last_step is not None and self.rollback_incomplete(run_id, last_step):
+            return self.cursor(run_id)
         cursor = RunCursor(run_id, architecture, self._neuron_ids(run_id, architecture), last_step)
         if last_step is not None:
             cursor.layers = self._load_state(run_id, last_step, architecture)
@@ -193,8 +198,13 @@ class SnapshotWriter:
         if cursor.last_step is not None and snapshot.step <= cursor.last_step:
             return self._check_already_stored(snapshot)
         diffs = [diff_layer(cursor.layers[k] if cursor.layers else None, m) for k, m in enumerate(snapshot.layers)]
+        new_ids = [np.empty(int(d.new.sum()), dtype=np.int64) for d in diffs]
+        changes = sum(ids.size + d.vanished_ids.size for ids, d in zip(new_ids, diffs))
         with self.driver.session(database=self.database, fetch_size=-1) as session:
-            neuron_ids, new_ids = session.execute_write(self._write_tx, snapshot, cursor, diffs)
+            if changes <= CHUNK:
+                cursor.neuron_ids = session.execute_write(self._single_tx, snapshot, cursor, diffs, new_ids)
+            else:
+                self._write_in_chunks(session, snapshot, cursor, diffs, new_ids)
         # Only a committed snapshot moves the cursor.
         layers = []
         for d, ids in zip(diffs, new_ids):
@@ -202,9 +212,61 @@ class SnapshotWriter:
             synapse_ids[d.new] = ids
             synapse_ids[~d.new] = d.survivor_ids
             layers.append(LayerState(d.positions, d.weights, synapse_ids))
-        cursor.neuron_ids = neuron_ids
         cursor.layers = layers
         cursor.last_step = snapshot.step
+        return True
+
+    def _single_tx(self, tx, snapshot, cursor, diffs, new_ids):
+        neuron_ids = self._head(tx, snapshot, cursor, diffs, complete=True)
+        self._apply(tx, snapshot.run_id, snapshot.step, self._synapse_batches(diffs, cursor.architecture, neuron_ids), new_ids)
+        return neuron_ids
+
+    def _write_in_chunks(self, session, snapshot, cursor, diffs, new_ids) -> None:
+        """A snapshot too large for one transaction (e.g. a dense MNIST network, 2.8M synapses).
+
+        The Snapshot is marked complete = false until its last chunk commits; a failure here, or a
+        writer that finds such a snapshot when it resumes the run, rolls the step back entirely.
+        """
+        run, step = snapshot.run_id, snapshot.step
+        cursor.neuron_ids = session.execute_write(lambda tx: self._head(tx, snapshot, cursor, diffs, complete=False))
+        try:
+            group, rows = [], 0
+            for batch in self._synapse_batches(diffs, cursor.architecture, cursor.neuron_ids):
+                group.append(batch)
+                rows += len(batch[2])
+                if rows >= CHUNK:
+                    session.execute_write(self._apply, run, step, group, new_ids)
+                    group, rows = [], 0
+            if group:
+                session.execute_write(self._apply, run, step, group, new_ids)
+            session.execute_write(lambda tx: tx.run(
+                "MATCH (s:Snapshot {run_id: $run, step: $step}) REMOVE s.complete", run=run, step=step).consume())
+        except BaseException:
+            try:
+                self.rollback_incomplete(run, step)
+            except Exception:  # noqa: BLE001 - the next writer of this run rolls back instead
+                pass
+            raise
+
+    def rollback_incomplete(self, run_id: str, step: int) -> bool:
+        """Remove every trace of a partially written step; False if that step is not incomplete."""
+        records, _, _ = self.driver.execute_query(
+            "MATCH (s:Snapshot {run_id: $run, step: $step}) RETURN s.complete = false AS incomplete",
+            run=run_id, step=step, database_=self.database,
+        )
+        if not records or not records[0]["incomplete"]:
+            return False
+        with self.driver.session(database=self.database) as session:
+            for query in (
+                "MATCH ()-[s:SYNAPSE]->() WHERE s.run_id = $run AND s.born = $step "
+                "CALL (s) { DELETE s } IN TRANSACTIONS OF 50000 ROWS",
+                "MATCH ()-[s:SYNAPSE]->() WHERE s.run_id = $run AND s.died = $step "
+                "CALL (s) { REMOVE s.died, s.weight } IN TRANSACTIONS OF 50000 ROWS",
+                "MATCH (s:Snapshot {run_id: $run, step: $step}) OPTIONAL MATCH (s)-[:HAS_LAYER]->(l:LayerSnapshot) "
+                "DETACH DELETE l, s",
+            ):
+                session.run(query, run=run_id, step=step).consume()
+        self._cursors.pop(run_id, None)
         return True
 
     def _check_already_stored(self, snapshot: Snapshot) -> bool:
@@ -225,11 +287,14 @@ class SnapshotWriter:
             )
         return False
 
-    def _write_tx(self, tx, snapshot: Snapshot, cursor: RunCursor, diffs: list[LayerDiff]):
+    def _head(self, tx, snapshot: Snapshot, cursor: RunCursor, diffs: list[LayerDiff], complete: bool):
+        """Neurons (first step only), the Snapshot with its metrics, and its LayerSnapshots."""
         run, step = snapshot.run_id, snapshot.step
         neuron_ids = cursor.neuron_ids or self._create_neurons(tx, run, cursor.architecture)
         props = {"epoch": snapshot.epoch, "n_synapses": snapshot.n_synapses, "density": snapshot.density}
         props.update({k: v for k, v in snapshot.metrics.items() if v is not None})
+        if not complete:
+            props["complete"] = False
         tx.run(
             "MATCH (r:Run {run_id: $run}) "
             "CREATE (s:Snapshot {run_id: $run, step: $step}) SET s += $props "
@@ -243,7 +308,7 @@ class SnapshotWriter:
             layer_rows.append({
                 "layer": k, "n_in": m.shape[0], "n_out": m.shape[1], "nnz": int(m.nnz),
                 "density": m.nnz / (m.shape[0] * m.shape[1]),
-                "appeared": int(d.appeared.size), "vanished": int(d.vanished_ids.size),
+                "appeared": int(d.new.sum()), "vanished": int(d.vanished_ids.size),
                 "positions": d.positions.tolist(), "weights": d.weights.tolist(),
                 "bias": None if bias is None else bias.tolist(),
             })
@@ -253,21 +318,30 @@ class SnapshotWriter:
             "CREATE (s)-[:HAS_LAYER]->(l)",
             run=run, step=step, rows=layer_rows,
         ).consume()
-        new_ids = []
+        return neuron_ids
+
+    @staticmethod
+    def _synapse_batches(diffs: list[LayerDiff], architecture: list[int], neuron_ids: list[list[str]]):
+        """("close" | "create", layer, rows) statements for every synapse that vanished or appeared."""
         for k, d in enumerate(diffs):
-            n_out = cursor.architecture[k + 1]
-            src_ids, dst_ids = neuron_ids[k], neuron_ids[k + 1]
             for rows in _batches(d.vanished_ids.tolist(), d.vanished_weights.tolist()):
-                _run_counted(tx, CLOSE_SYNAPSES, rows, run=run, step=step)
+                yield "close", k, rows
+            n_out = architecture[k + 1]
             appeared = d.appeared
-            ids = np.empty(appeared.size, dtype=np.int64)
-            src = [src_ids[i] for i in (appeared // n_out).tolist()]
-            dst = [dst_ids[j] for j in (appeared % n_out).tolist()]
+            src = [neuron_ids[k][i] for i in (appeared // n_out).tolist()]
+            dst = [neuron_ids[k + 1][j] for j in (appeared % n_out).tolist()]
             for rows in _batches(src, dst, d.appeared_weights.tolist(), list(range(appeared.size))):
+                yield "create", k, rows
+
+    @staticmethod
+    def _apply(tx, run: str, step: int, batches, new_ids: list[np.ndarray]) -> None:
+        for kind, k, rows in batches:
+            if kind == "close":
+                _run_counted(tx, CLOSE_SYNAPSES, rows, run=run, step=step)
+            else:
+                ids = new_ids[k]
                 for r in tx.run(CREATE_SYNAPSES, rows=rows, run=run, layer=k, step=step):
                     ids[r["k"]] = r["id"]
-            new_ids.append(ids)
-        return neuron_ids, new_ids
 
     @staticmethod
     def _create_neurons(tx, run: str, architecture: list[int]) -> list[list[str]]:

@@ -194,3 +194,87 @@ def test_read_refuses_writes(store):
     with pytest.raises(ReadOnlyViolation):
         store.read("CREATE (:Sneaky)")
     assert store.read("MATCH (n:Sneaky) RETURN count(n) AS n")[0]["n"] == 0
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Make every snapshot 'too large' so it is written in many small transactions."""
+    import graphstore.writer as writer
+
+    monkeypatch.setattr(writer, "CHUNK", 25)
+    monkeypatch.setattr(writer, "BATCH", 10)
+    return writer
+
+
+def _check_run(store, run_id, snaps):
+    for t, s in enumerate(snaps):
+        assert snapshots_equal(store.read_snapshot(run_id, t), s)
+        for k, m in enumerate(s.layers):
+            assert _alive(store, run_id, t, k) == _pairs(m)
+
+
+def test_large_snapshots_are_written_in_chunks_with_the_same_result(store, small_chunks):
+    snaps = list(synthetic_run("chunks", [30, 20, 5], 0.3, 0.3, 4, seed=11))
+    store.create_run(RunInfo("chunks", snaps[0].architecture))
+    for s in snaps:
+        store.write_snapshot(s)
+    _check_run(store, "chunks", snaps)
+    assert store.read("MATCH (s:Snapshot {run_id:'chunks'}) WHERE s.complete IS NOT NULL RETURN count(s) AS n")[0]["n"] == 0
+
+
+def test_a_failed_chunked_step_is_rolled_back_and_can_be_written_again(store, small_chunks, monkeypatch):
+    snaps = list(synthetic_run("fail", [30, 20, 5], 0.3, 0.3, 3, seed=12))
+    store.create_run(RunInfo("fail", snaps[0].architecture))
+    for s in snaps[:2]:
+        store.write_snapshot(s)
+    before = _counts(store)
+    calls = {"n": 0}
+    original = small_chunks.SnapshotWriter._apply
+
+    def failing_apply(tx, *args):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("simulated failure in the middle of a step")
+        return original(tx, *args)
+
+    monkeypatch.setattr(small_chunks.SnapshotWriter, "_apply", staticmethod(failing_apply))
+    with pytest.raises(RuntimeError):
+        store.write_snapshot(snaps[2])
+    assert calls["n"] == 3
+    assert _counts(store) == before  # nothing of step 2 is left
+    monkeypatch.setattr(small_chunks.SnapshotWriter, "_apply", staticmethod(original))
+    store.write_snapshot(snaps[2])
+    _check_run(store, "fail", snaps[:3])
+
+
+def test_a_writer_resuming_after_a_crash_rolls_back_the_half_written_step(store, small_chunks, monkeypatch):
+    snaps = list(synthetic_run("crash", [30, 20, 5], 0.3, 0.3, 3, seed=13))
+    store.create_run(RunInfo("crash", snaps[0].architecture))
+    for s in snaps[:2]:
+        store.write_snapshot(s)
+    original = small_chunks.SnapshotWriter._apply
+    calls = {"n": 0}
+
+    def dying_apply(tx, *args):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # the process dies mid-step...
+        return original(tx, *args)
+
+    def no_rollback(self, run_id, step):  # ...before it can clean up
+        return False
+
+    monkeypatch.setattr(small_chunks.SnapshotWriter, "_apply", staticmethod(dying_apply))
+    monkeypatch.setattr(small_chunks.SnapshotWriter, "rollback_incomplete", no_rollback)
+    with pytest.raises(KeyboardInterrupt):
+        store.write_snapshot(snaps[2])
+    monkeypatch.undo()
+    small_chunks.CHUNK, small_chunks.BATCH = 25, 10
+    # The half-written step is invisible to readers...
+    assert [s["step"] for s in store.list_snapshots("crash")] == [0, 1]
+    with pytest.raises(UnknownSnapshotError):
+        store.read_snapshot("crash", 2)
+    # ...and a new writer (another process) rolls it back before continuing.
+    with GraphStore.connect(store.settings) as other:
+        other.write_snapshot(snaps[2])
+    _check_run(store, "crash", snaps[:3])
