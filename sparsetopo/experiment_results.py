@@ -78,40 +78,34 @@ def performance(store, specs) -> tuple[list[dict], list[dict]]:
     return rows, verdicts
 
 
-def _layers(snapshot):
-    return snapshot.layers
-
-
-def evolution_and_pairs(store, specs, findings: Findings, log) -> None:
+def evolution_and_pairs(store, specs, findings: Findings, log, workers: int | None = None) -> None:
     from analysis.nnstd import nnstd
 
+    from .pipelines import nnstd_evolution
+
     set_runs = [s for s in specs if s.part == "performance" and s.method == "set"]
+    ends = {}  # run_id -> (initial layers, final layers), each read once
     for s in set_runs:
-        steps = [x["step"] for x in store.list_snapshots(s.run_id)]
-        first = store.read_snapshot(s.run_id, steps[0])
-        series = [0.0]
-        for t in steps[1:]:
-            r = nnstd(first.layers, store.read_snapshot(s.run_id, t).layers)
-            store.write_nnstd(s.run_id, steps[0], s.run_id, t, r.distance, r.layers, "exact", purpose="evolution")
-            series.append(r.distance)
-        findings.evolution[s.run_id] = series
+        rows = nnstd_evolution(store, s.run_id, "initial", "exact", workers, purpose="evolution")
+        findings.evolution[s.run_id] = [0.0] + [r["distance"] for r in rows]
+        first, last = rows[0]["reference_step"], rows[-1]["step"]
+        ends[s.run_id] = (first, last, store.read_snapshot(s.run_id, first).layers,
+                          store.read_snapshot(s.run_id, last).layers)
     groups: dict[tuple, list] = {}
     for s in set_runs:
         groups.setdefault((s.dataset, s.epsilon), []).append(s)
     for (ds, eps), runs in groups.items():
         group_pairs = []
         for a, b in itertools.combinations(runs, 2):
-            steps_a = [x["step"] for x in store.list_snapshots(a.run_id)]
-            steps_b = [x["step"] for x in store.list_snapshots(b.run_id)]
-            init = nnstd(store.read_snapshot(a.run_id, steps_a[0]).layers, store.read_snapshot(b.run_id, steps_b[0]).layers)
-            final = nnstd(store.read_snapshot(a.run_id, steps_a[-1]).layers, store.read_snapshot(b.run_id, steps_b[-1]).layers)
-            store.write_nnstd(a.run_id, steps_a[0], b.run_id, steps_b[0], init.distance, init.layers, "exact", purpose="independent-initial")
-            store.write_nnstd(a.run_id, steps_a[-1], b.run_id, steps_b[-1], final.distance, final.layers, "exact", purpose="independent-final")
+            a0, a1, a_init, a_final = ends[a.run_id]
+            b0, b1, b_init, b_final = ends[b.run_id]
+            init, final = nnstd(a_init, b_init), nnstd(a_final, b_final)
+            store.write_nnstd(a.run_id, a0, b.run_id, b0, init.distance, init.layers, "exact", purpose="independent-initial")
+            store.write_nnstd(a.run_id, a1, b.run_id, b1, final.distance, final.layers, "exact", purpose="independent-final")
             acc_a, acc_b = _accuracies(store, a.run_id)[0], _accuracies(store, b.run_id)[0]
-            row = {"dataset": ds, "epsilon": eps, "a": a.run_id, "b": b.run_id, "nnstd_initial": init.distance,
-                   "nnstd_final": final.distance, "accuracy_a": acc_a, "accuracy_b": acc_b,
-                   "accuracy_gap": abs(acc_a - acc_b)}
-            group_pairs.append(row)
+            group_pairs.append({"dataset": ds, "epsilon": eps, "a": a.run_id, "b": b.run_id,
+                                "nnstd_initial": init.distance, "nnstd_final": final.distance,
+                                "accuracy_a": acc_a, "accuracy_b": acc_b, "accuracy_gap": abs(acc_a - acc_b)})
         findings.pairs.extend(group_pairs)
         similar = [p for p in group_pairs if p["accuracy_gap"] <= SIMILAR_ACCURACY]
         reference = statistics.fmean(p["nnstd_initial"] for p in group_pairs)
@@ -200,7 +194,7 @@ def analyse(store, state, log, workers: int | None = None) -> Findings:
     log("performance tables")
     findings.performance, findings.claim1 = performance(store, state.specs)
     log("NNSTD: evolution of every SET run and pairs of independent runs")
-    evolution_and_pairs(store, state.specs, findings, log)
+    evolution_and_pairs(store, state.specs, findings, log, workers)
     log("NNSTD: Figure 4 heatmaps")
     figure4(store, state.specs, findings, figures_dir, workers)
     accuracy_figure(store, state.specs, figures_dir, findings)

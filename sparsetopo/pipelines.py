@@ -35,3 +35,35 @@ def import_npz_run(store, root: Path, run_id: str, name=None, method=None, datas
 def _chain(first, rest):
     yield first
     yield from rest
+
+
+def nnstd_evolution(store, run_id: str, reference: str = "initial", method: str = "exact",
+                    workers: int | None = None, on_progress=None, **extra) -> list[dict]:
+    """Python API: NNSTD of each snapshot of a stored run to its reference, written as NNSTD relationships.
+
+    Returns one row per compared snapshot: step, epoch, reference_step, distance, layers.
+    """
+    from analysis.nnstd import evolution_pairs
+    from analysis.nnstd_parallel import nnstd_pairs
+
+    from .errors import UsageError
+
+    if reference not in ("initial", "previous"):
+        raise UsageError(f"unknown reference '{reference}'; use initial or previous")
+    store.get_run(run_id)  # unknown run: one clear sentence
+    snapshots = sorted(store.list_snapshots(run_id), key=lambda s: s["step"])
+    if len(snapshots) < 2:
+        raise UsageError(f"run '{run_id}' has {len(snapshots)} snapshot(s); NNSTD evolution needs at least two")
+    steps = [s["step"] for s in snapshots]
+    nets = [store.read_snapshot(run_id, step).layers for step in steps]
+    pairs = evolution_pairs(len(steps), reference)
+    results = nnstd_pairs(nets, pairs, method, workers=workers, on_progress=on_progress,
+                          names=[f"{run_id}@{s}" for s in steps])
+    rows = []
+    for (i, j), r in zip(pairs, results):
+        # NNSTD(reference, snapshot): the reference plays network A; a and b record that orientation
+        store.write_nnstd(run_id, steps[i], run_id, steps[j], r.distance, r.layers, method,
+                          a=f"{run_id}@{steps[i]}", b=f"{run_id}@{steps[j]}", **extra)
+        rows.append({"step": steps[j], "epoch": snapshots[j].get("epoch"), "reference_step": steps[i],
+                     "distance": r.distance, "layers": r.layers})
+    return rows

@@ -110,14 +110,6 @@ class _Computer:
                 "method": self.method, "source": "saved" if self.save else "computed"}
 
 
-def nnstd_available() -> bool:
-    try:
-        import analysis.nnstd  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def gather(store, run_ids: list[str], compute: bool = True, method: str = "exact", evolution_points: int = 12,
            save: bool = False, progress: Callable[[int, int], None] | None = None) -> ReportData:
     """Read everything the report shows for these runs; compute missing NNSTD when asked and possible."""
@@ -125,10 +117,7 @@ def gather(store, run_ids: list[str], compute: bool = True, method: str = "exact
     ids = [r.run_id for r in runs]
     stored = stored_nnstd(store, ids)
     notes = []
-    can_compute = compute and nnstd_available()
-    if compute and not can_compute:
-        notes.append("NNSTD that is not stored was not computed: analysis.nnstd is not available.")
-    computer = _Computer(store, method, save) if can_compute else None
+    computer = _Computer(store, method, save) if compute else None
 
     todo: list[tuple[RunData | None, tuple]] = []
     for run in runs:

@@ -55,16 +55,6 @@ def load_networks(specs: list[str], stack: ExitStack) -> list[list]:
     return networks
 
 
-def _progress(total: int, label: str):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TimeRemainingColumn(), console=Console(stderr=True), transient=True)
-    task = progress.add_task(label, total=total)
-    return progress, (lambda done, total: progress.update(task, completed=done, total=total))
-
-
 def _check_method(method: str) -> None:
     from analysis.nnstd import METHODS
 
@@ -126,12 +116,13 @@ def matrix(
     _check_method(method)
     if len(networks) < 2:
         raise UsageError("nnstd matrix needs at least two networks")
-    from analysis.nnstd_parallel import matrix_pairs, nnstd_matrix
+    from analysis.nnstd_parallel import nnstd_matrix
+
+    from ..progress import progress_bar
 
     with ExitStack() as stack:
         nets = load_networks(networks, stack)
-    progress, update = _progress(len(matrix_pairs(len(nets))), "NNSTD pairs")
-    with progress:
+    with progress_bar("NNSTD pairs") as update:
         result = nnstd_matrix(nets, method=method, workers=workers, on_progress=update, names=networks)
     distance, layers = result["distance"], result["layers"]
     if out is not None:
@@ -157,38 +148,6 @@ def matrix(
         typer.echo(f"heatmap written to {out}", err=True)
 
 
-def nnstd_evolution(store, run_id: str, reference: str = "initial", method: str = "exact",
-                    workers: int | None = None, on_progress=None) -> list[dict]:
-    """Python API: NNSTD of each snapshot of a stored run to its reference, written as NNSTD relationships.
-
-    Returns one row per compared snapshot: step, epoch, reference_step, distance, layers.
-    """
-    from analysis.nnstd import evolution_pairs
-    from analysis.nnstd_parallel import nnstd_pairs
-
-    from ..errors import UsageError
-
-    if reference not in ("initial", "previous"):
-        raise UsageError(f"unknown reference '{reference}'; use initial or previous")
-    store.get_run(run_id)  # unknown run: one clear sentence
-    snapshots = sorted(store.list_snapshots(run_id), key=lambda s: s["step"])
-    if len(snapshots) < 2:
-        raise UsageError(f"run '{run_id}' has {len(snapshots)} snapshot(s); NNSTD evolution needs at least two")
-    steps = [s["step"] for s in snapshots]
-    nets = [store.read_snapshot(run_id, step).layers for step in steps]
-    pairs = evolution_pairs(len(steps), reference)
-    results = nnstd_pairs(nets, pairs, method, workers=workers, on_progress=on_progress,
-                          names=[f"{run_id}@{s}" for s in steps])
-    rows = []
-    for (i, j), r in zip(pairs, results):
-        # NNSTD(reference, snapshot): the reference plays network A; a and b record that orientation
-        store.write_nnstd(run_id, steps[i], run_id, steps[j], r.distance, r.layers, method,
-                          a=f"{run_id}@{steps[i]}", b=f"{run_id}@{steps[j]}")
-        rows.append({"step": steps[j], "epoch": snapshots[j].get("epoch"), "reference_step": steps[i],
-                     "distance": r.distance, "layers": r.layers})
-    return rows
-
-
 @app.command("evolution")
 def evolution(
     run_id: str = typer.Argument(..., help="A run in the graph store."),
@@ -203,10 +162,11 @@ def evolution(
     _check_method(method)
     from ..context import open_store
     from ..output import emit
+    from ..pipelines import nnstd_evolution
+    from ..progress import progress_bar
 
     with open_store() as store:
-        progress, update = _progress(1, "NNSTD evolution")
-        with progress:
+        with progress_bar("NNSTD evolution") as update:
             rows = nnstd_evolution(store, run_id, reference, method, workers, on_progress=update)
 
     from analysis.heatmap import plot_evolution

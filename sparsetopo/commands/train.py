@@ -172,11 +172,11 @@ def _train_into_store(config, data, info, progress, npz, queue_size, train_loop)
     from ..context import open_store
 
     with open_store() as store:
-        write = store.write_snapshot
-        if npz is not None:
-            def write(snapshot, _store_write=store.write_snapshot):
-                npz(snapshot)
-                _store_write(snapshot)
+        def write_both(snapshot):
+            npz(snapshot)
+            store.write_snapshot(snapshot)
+
+        write = store.write_snapshot if npz is None else write_both
         with recording(store, info, queue_size, write) as sink:
             return train_loop(config, data, sink, info.run_id, progress)
 
