@@ -87,10 +87,14 @@ class GraphStore:
         return self.get_run(info.run_id)
 
     def set_run_status(self, run_id: str, status: str) -> None:
-        """Mark a run; a finished run also gets the latest weight on its surviving synapses."""
+        """Mark a run; a finished run also gets the latest weight on its surviving synapses and
+        its per-step lifetime summaries (graphstore.evolution), whoever wrote it."""
+        from .evolution import ensure_evolution
+
         self.get_run(run_id)
         if status in {"completed", "interrupted", "failed"}:
             self.writer.finish(run_id)
+            ensure_evolution(self, run_id)
         self.driver.execute_query(
             "MATCH (r:Run {run_id: $run}) SET r.status = $status, r.updated_at = $now",
             run=run_id, status=status, now=time.time(), database_=self.database,

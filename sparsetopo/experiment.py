@@ -168,7 +168,6 @@ def _train_one(store, spec: RunSpec, scale: Scale, data, masks, log: Log) -> Non
 def run_experiment(store, scale: Scale, out: Path, log: Log, progress: Callable[[int, int, str], None] | None = None
                    ) -> ExperimentState:
     """Train (or skip) every run of the plan, then compute the NNSTD the findings need."""
-    from graphstore.evolution import ensure_evolution
     from trainer.data import load_dataset
 
     state = ExperimentState(scale, Path(out), plan(scale))
@@ -195,7 +194,6 @@ def run_experiment(store, scale: Scale, out: Path, log: Log, progress: Callable[
             masks = fig4[spec.fig4_index]
         t0 = time.perf_counter()
         _train_one(store, spec, scale, data, masks, log)
-        ensure_evolution(store, spec.run_id)
         state.trained.append(spec.run_id)
         log(f"trained {spec.run_id} in {time.perf_counter() - t0:.0f} s")
     if progress:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from graphstore.evolution import ensure_evolution
 from graphstore.model import RunInfo
 
 from .progress import progress_bar
@@ -28,7 +27,6 @@ def import_npz_run(store, root: Path, run_id: str, name=None, method=None, datas
                 skipped += 1
             update(n, total)
     store.set_run_status(run_id, "completed")
-    ensure_evolution(store, run_id)
     return {"written": written, "skipped": skipped, "architecture": first.architecture}
 
 
