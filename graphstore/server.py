@@ -37,6 +37,19 @@ ADMIN_TOOL = "org.neo4j.cli.AdminTool"
 USER = "neo4j"
 
 
+# The options Neo4j's own launcher passes (server.jvm.additional in its shipped neo4j.conf).
+# Without the --add-opens the page cache and Bolt's Netty fall back to slower buffer access
+# ("Reflection access to java.nio.DirectByteBuffer is not available, using fallback mode").
+JVM_OPTIONS = (
+    "-XX:+UseG1GC", "-XX:-OmitStackTraceInFastThrow", "-XX:+AlwaysPreTouch",
+    "-XX:+UnlockExperimentalVMOptions", "-XX:+TrustFinalNonStaticFields", "-XX:+DisableExplicitGC",
+    "-Djdk.nio.maxCachedBufferSize=1024", "-Dio.netty.tryReflectionSetAccessible=true",
+    "--add-opens=java.base/java.nio=ALL-UNNAMED", "--add-opens=java.base/java.io=ALL-UNNAMED",
+    "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED", "--enable-native-access=ALL-UNNAMED",
+    "-Dlog4j2.disable.jmx=true", "-XX:+ExitOnOutOfMemoryError", "-Dfile.encoding=UTF-8",
+)
+
+
 @dataclass(frozen=True)
 class Memory:
     # Neo4j caps one transaction's memory at 70 % of the heap; a dense 784-1000-1000-1000-10
@@ -253,7 +266,7 @@ db.logs.query.enabled=OFF
             console = open(self.home / "logs" / "console.log", "ab")
             cmd = [
                 _java(), f"-Xms{self.memory.initial_heap}", f"-Xmx{self.memory.heap}",
-                "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError", "-Dfile.encoding=UTF-8",
+                *JVM_OPTIONS, *os.environ.get("SPARSETOPO_JVM_OPTIONS", "").split(),
                 "-cp", f"{lib}/*", ENTRY_POINT,
                 f"--home-dir={self.home}", f"--config-dir={self.conf_dir}",
             ]

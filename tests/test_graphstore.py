@@ -278,3 +278,21 @@ def test_a_writer_resuming_after_a_crash_rolls_back_the_half_written_step(store,
     with GraphStore.connect(store.settings) as other:
         other.write_snapshot(snaps[2])
     _check_run(store, "crash", snaps[:3])
+
+
+def test_a_synapse_whose_neuron_cannot_be_found_fails_the_step_and_stores_nothing_of_it(store):
+    from graphstore.errors import GraphStoreError
+
+    snaps = list(synthetic_run("gone", [10, 8, 3], 0.5, 0.5, 2, seed=3))
+    store.create_run(RunInfo("gone", snaps[0].architecture))
+    store.write_snapshot(snaps[0])
+    # the writer remembers neurons by element id; make one of the step's new synapses point nowhere
+    born = sorted(_pairs(snaps[1].layers[0]) - _pairs(snaps[0].layers[0]))
+    cursor = store.writer.cursor("gone")
+    real = cursor.neuron_ids[1][born[0][1]]
+    cursor.neuron_ids[1][born[0][1]] = real.rsplit(":", 1)[0] + ":999999"
+    before = _counts(store)
+    with pytest.raises(GraphStoreError, match="missing"):
+        store.write_snapshot(snaps[1])
+    assert _counts(store) == before
+    assert [s["step"] for s in store.list_snapshots("gone")] == [0]
