@@ -193,7 +193,7 @@ def _pool_compact(pool_col, pool_next, head, bits, qb, keep):
 
 
 @nb.njit(cache=True)
-def _solve(n, bg, indptr, indices, data):
+def _solve(n, bg, indptr, indices, data, cap):
     u = np.zeros(n)
     v = np.zeros(n)
     col4row = np.full(n, -1, np.int64)
@@ -238,9 +238,8 @@ def _solve(n, bg, indptr, indices, data):
     head = np.full(_BUCKETS, -1, np.int64)
     bits = np.zeros(_WORDS, np.uint64)
     qb = np.full(n, -1, np.int64)
-    # fixed capacities (numba keeps reference counting out of the hot loop only if no array is
-    # ever reassigned): when full, compaction leaves at most n entries
-    cap = 2 * n + 1
+    # fixed capacities, cap > n (numba keeps reference counting out of the hot loop only if no
+    # array is ever reassigned): when full, compaction leaves at most n entries
     pool_col = np.empty(cap, np.int64)
     pool_next = np.empty(cap, np.int64)
     keep = np.empty(n, np.int64)
@@ -469,10 +468,12 @@ def _solve(n, bg, indptr, indices, data):
     return col4row
 
 
-def solve(n: int, background: float, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> np.ndarray:
+def solve(n: int, background: float, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
+          capacity: int | None = None) -> np.ndarray:
     """scipy's `linear_sum_assignment(cost)[1]` for the n x n matrix that is `background` except
     for the explicit CSR entries (indptr, indices, data), each <= background. Finite values only;
-    no duplicate columns within a row."""
+    no duplicate columns within a row. `capacity` (> n, default 2n + 1) sizes the queue's
+    arrays; a small one only makes compaction frequent (the tests use that)."""
     indptr = np.ascontiguousarray(indptr, dtype=np.int64)
     indices = np.ascontiguousarray(indices, dtype=np.int64)
     data = np.ascontiguousarray(data, dtype=np.float64)
@@ -485,12 +486,15 @@ def solve(n: int, background: float, indptr: np.ndarray, indices: np.ndarray, da
         raise ValueError("costs must be finite")
     if (data > background).any():
         raise ValueError("explicit costs must not exceed the background value")
+    capacity = 2 * n + 1 if capacity is None else int(capacity)
+    if capacity <= n:
+        raise ValueError("capacity must exceed n")
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    return _solve(n, background, indptr, indices, data)
+    return _solve(n, background, indptr, indices, data, capacity)
 
 
-def solve_dense(cost: np.ndarray) -> np.ndarray:
+def solve_dense(cost: np.ndarray, capacity: int | None = None) -> np.ndarray:
     """`linear_sum_assignment(cost)[1]` for a square finite matrix, through `solve`
     (background = the largest entry, explicit entries = all the others)."""
     cost = np.asarray(cost, dtype=np.float64)
@@ -503,4 +507,9 @@ def solve_dense(cost: np.ndarray) -> np.ndarray:
     rows, cols = np.nonzero(cost != background)
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
-    return solve(n, background, indptr, cols, cost[rows, cols])
+    return solve(n, background, indptr, cols, cost[rows, cols], capacity)
+
+
+def warm_up() -> None:
+    """Compile the solver (or load it from numba's cache) now rather than at the first layer."""
+    solve(2, 1.0, np.array([0, 1, 1]), np.array([1]), np.array([0.5]))
