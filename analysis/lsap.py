@@ -205,8 +205,8 @@ def _solve(n, bg, indptr, indices, data, cap):
     best = np.full(n, np.inf)
     best_row = np.full(n, -1, np.int64)
     selected = np.empty(n, np.int64)
-    cand = np.empty(n, np.int64)
-    cand_r = np.empty(n)
+    cand = np.empty(2 * n, np.uint32)  # unsigned indices: no negative-index handling in hot loops
+    cand_r = np.empty(2 * n)
     # scipy's `remaining` and each column's position in it
     remaining = np.empty(n, np.int64)
     pos = np.empty(n, np.int64)
@@ -220,7 +220,6 @@ def _solve(n, bg, indptr, indices, data, cap):
     order = np.full(n, -1, np.int64)  # scan index of a row in this search
     c_of = np.empty(n)  # C of each scanned row, by scan index
     # columns with v > 0, evaluated at every row
-    stamp = np.full(n, -1, np.int64)
     in_pos = np.zeros(n, np.bool_)
     pos_cols = np.empty(n, np.int64)
     n_pos = 0
@@ -245,7 +244,6 @@ def _solve(n, bg, indptr, indices, data, cap):
     keep = np.empty(n, np.int64)
     hval = np.empty(cap)
     hpk = np.empty(cap, np.int64)
-    scan_id = 0
 
     for cur in range(n):
         min_val = 0.0
@@ -279,46 +277,42 @@ def _solve(n, bg, indptr, indices, data, cap):
                 c_min = c
                 c_min_scan = n_scan
             n_scan += 1
-            scan_id += 1
 
-            # explicit entries, in two passes: a branch-free one collecting the entries
-            # that improve best[j], then the updates
+            # candidates: the entries that improve best[j], collected without branches; first the
+            # background entries of the columns with v > 0, then the explicit entries. A column
+            # can be in both lists only if it has an explicit entry here: that value is <= the
+            # background one and comes later, so it is the one that stays, as in scipy.
             m = 0
-            for e in range(indptr[i], indptr[i + 1]):
-                j = indices[e]
-                r = ((min_val + data[e]) - ui) - v[j]
-                cand[m] = j
+            for q in range(n_pos):
+                pc = pos_cols[q]
+                r = c - v[pc]
+                cand[m] = pc
                 cand_r[m] = r
-                m += r < best[j]
-            if n_pos:
-                for e in range(indptr[i], indptr[i + 1]):
-                    stamp[indices[e]] = scan_id
-                # columns with v > 0 and a background entry in this row
-                for q in range(n_pos):
-                    j = pos_cols[q]
-                    if stamp[j] != scan_id:
-                        r = c - v[j]
-                        cand[m] = j
-                        cand_r[m] = r
-                        m += r < best[j]
+                m += r < best[pc]
+            for e in range(np.uint64(indptr[i]), np.uint64(indptr[i + 1])):
+                col = indices[e]
+                r = ((min_val + data[e]) - ui) - v[col]
+                cand[m] = col
+                cand_r[m] = r
+                m += r < best[col]
             for q in range(m):
-                j = cand[q]
+                col = cand[q]
                 r = cand_r[q]
-                best[j] = r
-                best_row[j] = i
+                best[col] = r
+                best_row[col] = i
                 if r < c_min:
                     b = _bucket_of(r, lo, scale)
                     if b <= front:
-                        qb[j] = -1
+                        qb[col] = -1
                         if size == cap:
                             size = _heap_compact(hval, hpk, size, n, best, pos, row4col)
-                        _heap_push(hval, hpk, size, r, (_key(j, n, pos, row4col) << 32) | j)
+                        _heap_push(hval, hpk, size, r, (_key(col, n, pos, row4col) << 32) | col)
                         size += 1
-                    elif qb[j] != b:
-                        qb[j] = b
+                    elif qb[col] != b:
+                        qb[col] = b
                         if n_pool == cap:
                             n_pool = _pool_compact(pool_col, pool_next, head, bits, qb, keep)
-                        pool_col[n_pool] = j
+                        pool_col[n_pool] = col
                         pool_next[n_pool] = head[b]
                         if head[b] < 0:
                             bits[b >> 6] |= np.uint64(1) << np.uint64(b & 63)
@@ -328,7 +322,7 @@ def _solve(n, bg, indptr, indices, data, cap):
             # the least valid heap entry, after moving the next bucket in while the heap is empty
             while True:
                 while size > 0:
-                    g = hpk[0] & _LOW32
+                    g = np.uint32(hpk[0] & _LOW32)
                     if hval[0] == best[g] and (hpk[0] >> 32) == _key(g, n, pos, row4col):
                         break
                     _heap_pop(hval, hpk, size)
@@ -474,14 +468,17 @@ def solve(n: int, background: float, indptr: np.ndarray, indices: np.ndarray, da
     for the explicit CSR entries (indptr, indices, data), each <= background. Finite values only;
     no duplicate columns within a row. `capacity` (> n, default 2n + 1) sizes the queue's
     arrays; a small one only makes compaction frequent (the tests use that)."""
+    if n >= 2**31:
+        raise ValueError("too many rows")
     indptr = np.ascontiguousarray(indptr, dtype=np.int64)
-    indices = np.ascontiguousarray(indices, dtype=np.int64)
+    indices = np.asarray(indices)
     data = np.ascontiguousarray(data, dtype=np.float64)
     background = float(background)
     if len(indptr) != n + 1 or indptr[0] != 0 or indptr[-1] != len(indices) or len(data) != len(indices):
         raise ValueError("malformed CSR structure")
-    if len(indices) and (indices.min() < 0 or indices.max() >= n):
+    if len(indices) and (np.min(indices) < 0 or np.max(indices) >= n):
         raise ValueError("malformed CSR structure")
+    indices = np.ascontiguousarray(indices, dtype=np.uint32)
     if not (np.isfinite(background) and np.isfinite(data).all()):
         raise ValueError("costs must be finite")
     if (data > background).any():
