@@ -9,6 +9,9 @@ perm[r] >= n_b), and matched[r] is that pair's cost. Pairs with a phantom cost
   matrix (padded with 1 when rectangular). With the default tie-break this is
   the authors' computation bit for bit; other tie-breaks solve the same matrix
   with rows and columns reordered, giving another optimal matching.
+- `lsap_assignment`: the same result as `exact_assignment` with the default
+  tie-break (same permutation, same matched costs) from the costs that are not
+  1 alone, by analysis.lsap; what the exact method uses.
 - `sparse_assignment`: the same optimal total without the dense matrix, for
   large layers where nearly every cost is exactly 1 and the dense solver slows
   sharply. Its matching (so the permutation handed to the next layer) may be a
