@@ -9,6 +9,9 @@ perm[r] >= n_b), and matched[r] is that pair's cost. Pairs with a phantom cost
   matrix (padded with 1 when rectangular). With the default tie-break this is
   the authors' computation bit for bit; other tie-breaks solve the same matrix
   with rows and columns reordered, giving another optimal matching.
+- `lsap_assignment`: the same result as `exact_assignment` with the default
+  tie-break (same permutation, same matched costs) from the costs that are not
+  1 alone, by analysis.lsap; what the exact method uses.
 - `sparse_assignment`: the same optimal total without the dense matrix, for
   large layers where nearly every cost is exactly 1 and the dense solver slows
   sharply. Its matching (so the permutation handed to the next layer) may be a
@@ -21,7 +24,8 @@ import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
-from .nnstd_costs import dense_costs, pair_costs, sparse_costs
+from . import lsap
+from .nnstd_costs import dense_costs, explicit_costs, pair_costs, sparse_costs
 
 TIE_BREAKS_HELP = "'default' (the solver's own order; the authors' with the exact method), 'reversed', or 'shuffle:SEED'"
 
@@ -63,7 +67,31 @@ def exact_assignment(costs: np.ndarray, tie_break: str = "default") -> tuple[np.
     return costs[np.arange(n), perm], perm
 
 
+def lsap_assignment(mask_a: sp.csc_matrix, mask_b: sp.csc_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """`exact_assignment(dense_costs(mask_a, mask_b))` without the dense matrix: the same
+    permutation, decision for decision (analysis.lsap), and the same matched costs."""
+    n = max(mask_a.shape[1], mask_b.shape[1])
+    indptr, cols, costs = explicit_costs(mask_a, mask_b)
+    perm = lsap.solve(n, 1.0, indptr, cols, costs)
+    matched = np.ones(n)
+    # each row's columns are sorted: find (r, perm[r]) among the explicit entries, else the cost is 1
+    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+    keys = rows * n + cols
+    want = np.arange(n, dtype=np.int64) * n + perm
+    at = np.minimum(np.searchsorted(keys, want), max(len(keys) - 1, 0))
+    hit = (keys[at] == want) if len(keys) else np.zeros(n, dtype=bool)
+    matched[hit] = costs[at[hit]]
+    return matched, perm
+
+
 def exact_layer(mask_a: sp.csc_matrix, mask_b: sp.csc_matrix, tie_break: str = "default"):
+    if tie_break == "default":
+        return lsap_assignment(mask_a, mask_b)
+    return exact_assignment(dense_costs(mask_a, mask_b), tie_break)
+
+
+def scipy_exact_layer(mask_a: sp.csc_matrix, mask_b: sp.csc_matrix, tie_break: str = "default"):
+    """`exact_layer` through scipy on the dense matrix: the reference the tests compare with."""
     return exact_assignment(dense_costs(mask_a, mask_b), tie_break)
 
 

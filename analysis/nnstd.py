@@ -8,9 +8,10 @@ compared, row j of B's next matrix becomes its row perm[j], so B's hidden
 neurons carry the labels of the A neurons they were matched with. The network
 distance is the mean of all layer distances.
 
-method="exact" is the authors' computation bit for bit (scipy's
-linear_sum_assignment on the full float64 cost matrix, sums and means in the
-same order). method="sparse" reaches the same optimal cost per layer without
+method="exact" is the authors' computation bit for bit (the matching scipy's
+linear_sum_assignment returns on the full float64 cost matrix, sums and means in
+the same order); analysis.lsap computes that matching without the dense matrix.
+method="sparse" reaches the same optimal cost per layer without
 the dense matrix, for large layers; where optimal matchings tie it may pick
 another one, so downstream layers can differ (see `tie_sensitivity`).
 

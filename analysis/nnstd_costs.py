@@ -64,6 +64,32 @@ def sparse_costs(mask_a: sp.csc_matrix, mask_b: sp.csc_matrix) -> tuple[np.ndarr
     return inter.indptr.astype(np.int64, copy=False), cols, _divide(size, den)
 
 
+def explicit_costs(mask_a: sp.csc_matrix, mask_b: sp.csc_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every cost that is not exactly 1, as CSR (indptr, columns sorted per row, costs) over
+    N = max(n_a, n_b) rows: the pairs that share an input (< 1) and the pairs of two empty
+    neurons (0). Everything else, phantom neurons of a padded square included, costs exactly 1."""
+    n_a, n_b = mask_a.shape[1], mask_b.shape[1]
+    n = max(n_a, n_b)
+    indptr, cols, costs = sparse_costs(mask_a, mask_b)
+    cols = cols.astype(np.int64, copy=False)
+    empty_a = np.flatnonzero(fan_in(mask_a) == 0)
+    empty_b = np.flatnonzero(fan_in(mask_b) == 0)
+    counts = np.zeros(n, dtype=np.int64)
+    counts[:n_a] = np.diff(indptr)
+    if len(empty_a) and len(empty_b):
+        # an empty neuron shares no input, so its row has no other explicit entry
+        row_of = np.repeat(np.arange(n_a), counts[:n_a])
+        row_of = np.concatenate([row_of, np.repeat(empty_a, len(empty_b))])
+        cols = np.concatenate([cols, np.tile(empty_b, len(empty_a))])
+        costs = np.concatenate([costs, np.zeros(len(empty_a) * len(empty_b))])
+        by_row = np.argsort(row_of, kind="stable")
+        cols, costs = cols[by_row], costs[by_row]
+        counts[empty_a] = len(empty_b)
+    full_indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=full_indptr[1:])
+    return full_indptr, cols, costs
+
+
 def pair_costs(mask_a: sp.csc_matrix, mask_b: sp.csc_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Costs of the given (row of A, column of B) pairs only."""
     if len(rows) == 0:

@@ -3,7 +3,8 @@
 Each worker receives the connection masks of every network once (at start-up)
 and then only pair indices, so the per-pair cost is the computation itself.
 Workers come from a fork server: forking the main process while a progress bar
-thread runs is avoided, and numpy/scipy are imported once.
+thread runs is avoided, and numpy/scipy (and the compiled assignment solver of
+analysis.lsap) are loaded once, in the server.
 """
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def nnstd_pairs(networks: Sequence[Network], pairs: Sequence[tuple[int, int]], m
         size = max(1, total // (workers * 12))
         chunks = [list(pairs[k:k + size]) for k in range(0, total, size)]
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["analysis.nnstd"])
+        ctx.set_forkserver_preload(["analysis.nnstd", "analysis._lsap_preload"])
         done = 0
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(masks, method)) as pool:
             futures = [pool.submit(_work, chunk) for chunk in chunks]

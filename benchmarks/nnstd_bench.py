@@ -1,10 +1,12 @@
 """NNSTD speed and memory: `python benchmarks/nnstd_bench.py [--quick] [--skip-10k]`.
 
+0. compile time of the exact method's solver (analysis.lsap, numba): from scratch, and loaded
+   from numba's cache, each in a fresh process; the solver is then warmed up before any timing;
 1. one pair of 784-784-784-784-10 networks at 0.6 % density (exact and sparse);
 2. all pairs among 10 networks within each of 9 snapshots of that shape (405 pairs), all cores;
-3. single large layers at 0.5 % density: the dense exact solver against the sparse exact option
-   (4,000 neurons), and the sparse option alone at 10,000 neurons (time and peak memory,
-   measured in a child process).
+3. single large layers at 0.5 % density: scipy's dense solver against the exact method's solver
+   (same matching required) and the sparse option (4,000 neurons), and the sparse option alone
+   at 10,000 neurons (time and peak memory, measured in a child process).
 Networks are synthetic: Erdős–Rényi masks, and snapshots evolve SET-style (each snapshot prunes
 a fraction ζ = 0.3 of every layer's connections and regrows as many at random).
 """
@@ -16,6 +18,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -25,7 +28,8 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.assignment import exact_assignment, sparse_assignment  # noqa: E402
+from analysis import lsap  # noqa: E402
+from analysis.assignment import exact_assignment, lsap_assignment, sparse_assignment  # noqa: E402
 from analysis.nnstd import nnstd  # noqa: E402
 from analysis.nnstd_costs import connection_mask, dense_costs, fan_in  # noqa: E402
 from analysis.nnstd_parallel import default_workers, matrix_pairs, nnstd_pairs  # noqa: E402
@@ -99,9 +103,14 @@ def large_layer(n: int, density: float, dense: bool) -> dict:
     out["sparse_s"], out["sparse_cpu_s"] = time.perf_counter() - t, time.process_time() - c
     out["sparse_layer_distance"] = float(s_matched.sum() / n)
     if dense:
+        lsap.warm_up()
+        t, c = time.perf_counter(), time.process_time()
+        e_matched, e_perm = lsap_assignment(mask_a, mask_b)
+        out["exact_s"], out["exact_cpu_s"] = time.perf_counter() - t, time.process_time() - c
         t, c = time.perf_counter(), time.process_time()
         d_matched, d_perm = exact_assignment(dense_costs(mask_a, mask_b))
         out["dense_s"], out["dense_cpu_s"] = time.perf_counter() - t, time.process_time() - c
+        out["exact_same_as_scipy"] = bool(np.array_equal(e_perm, d_perm) and np.array_equal(e_matched, d_matched))
         out["dense_layer_distance"] = float(d_matched.sum() / n)
         out["optimal_totals_equal_exactly"] = exact_total(mask_a, mask_b, s_matched, s_perm) == exact_total(
             mask_a, mask_b, d_matched, d_perm)
@@ -110,21 +119,42 @@ def large_layer(n: int, density: float, dense: bool) -> dict:
     return out
 
 
+def first_call_s(cache_dir: str | None) -> float:
+    """Time of the solver's first call in a fresh process (numba's cache in `cache_dir` if given)."""
+    env = dict(os.environ)
+    if cache_dir is not None:
+        env["NUMBA_CACHE_DIR"] = cache_dir
+    proc = subprocess.run([sys.executable, __file__, "--first-call"], capture_output=True, text=True, check=True, env=env)
+    return float(proc.stdout)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--skip-10k", action="store_true")
     parser.add_argument("--layer", nargs=3, metavar=("N", "DENSITY", "DENSE"), help=argparse.SUPPRESS)
+    parser.add_argument("--first-call", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.layer:  # child process: one large layer, so peak memory is that layer's alone
         n, density, dense = args.layer
         print(json.dumps(large_layer(int(n), float(density), dense == "1")))
+        return
+    if args.first_call:  # child process: the solver's first call
+        t = time.perf_counter()
+        lsap.warm_up()
+        print(time.perf_counter() - t)
         return
 
     repeat = 3 if args.quick else 7
     rng = np.random.default_rng(0)
     print(f"machine: {os.cpu_count()} cpu(s), {default_workers()} usable, load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; numpy {np.__version__}, scipy {__import__('scipy').__version__}")
+
+    with tempfile.TemporaryDirectory() as empty:
+        compile_s = first_call_s(empty)
+    lsap.warm_up()  # compiles into, or loads from, numba's cache next to analysis/lsap.py
+    print(f"\n[0] exact solver (numba): compiling {compile_s:.2f} s in a fresh process without cache, "
+          f"loading from the cache {first_call_s(None):.2f} s; warmed up before the timings below")
 
     a, b = network(SHAPE, 0.006, rng), network(SHAPE, 0.006, rng)
     density = sum(m.nnz for m in a) / sum(m.shape[0] * m.shape[1] for m in a)
@@ -165,8 +195,10 @@ def main() -> None:
         r = json.loads(proc.stdout)
         line = f"    {n} neurons: sparse exact option {r['sparse_s']:.2f} s wall ({r['sparse_cpu_s']:.2f} s CPU)"
         if dense:
-            line += (f", dense scipy {r['dense_s']:.2f} s wall ({r['dense_cpu_s']:.2f} s CPU); optimal totals equal exactly: "
-                     f"{r['optimal_totals_equal_exactly']}; same matching: {r['same_matching']}")
+            line += (f", exact (own solver) {r['exact_s']:.2f} s wall ({r['exact_cpu_s']:.2f} s CPU), "
+                     f"dense scipy {r['dense_s']:.2f} s wall ({r['dense_cpu_s']:.2f} s CPU); exact = scipy: "
+                     f"{r['exact_same_as_scipy']}; sparse: optimal totals equal exactly: "
+                     f"{r['optimal_totals_equal_exactly']}, same matching: {r['same_matching']}")
         line += f"; layer distance {r['sparse_layer_distance']:.6f}; peak RSS {r['peak_rss_MB']:.0f} MB"
         print(line)
 

@@ -9,8 +9,9 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis.assignment import TieBreakError, exact_assignment, sparse_assignment
-from analysis.nnstd import NNSTDError, nnstd, tie_sensitivity
+import analysis.nnstd as nnstd_module
+from analysis.assignment import TieBreakError, exact_assignment, scipy_exact_layer, sparse_assignment
+from analysis.nnstd import NNSTDError, masks_of, nnstd, nnstd_masks, tie_sensitivity
 from analysis.nnstd_costs import connection_mask, dense_costs, fan_in
 from analysis.nnstd_parallel import nnstd_matrix, nnstd_pairs
 from nnstd_reference import edit_cost, neuron_sets, reference_nnstd
@@ -103,6 +104,47 @@ def test_any_nonzero_is_a_connection_and_explicit_zeros_are_not():
     mask = connection_mask(m)
     assert fan_in(mask).tolist() == [1, 2]
     assert mask.toarray().tolist() == [[0, 0], [1, 0], [0, 1], [0, 1]]
+
+
+# --- the exact method's own solver (analysis.lsap) against scipy on the dense matrix ------------
+
+def scipy_nnstd(a, b, monkeypatch):
+    """The exact method with every layer solved by scipy's linear_sum_assignment on the dense matrix."""
+    with monkeypatch.context() as m:
+        m.setattr(nnstd_module, "exact_layer", scipy_exact_layer)
+        return nnstd_masks(masks_of(a), masks_of(b))
+
+
+def assert_identical(fast, ref):
+    assert fast.layers == ref.layers and fast.distance == ref.distance
+    assert all(np.array_equal(p, q) for p, q in zip(fast.permutations, ref.permutations, strict=True))
+
+
+def test_exact_method_equals_scipy_path_bit_for_bit(monkeypatch):
+    rng = np.random.default_rng(2021)
+    for trial in range(120):
+        n_layers = int(rng.integers(1, 5))
+        sizes = [int(rng.integers(2, 70)) for _ in range(n_layers + 1)]
+        density = float(rng.choice([0.0, 0.01, 0.03, 0.08, 0.2, 0.5, 1.0]))
+        a = random_network(sizes, density, rng)
+        kind = trial % 4
+        if kind == 0:
+            b = random_network(sizes, density, rng)
+        elif kind == 1:
+            b = a
+        elif kind == 2:
+            b = permuted_copy(a, rng)
+        else:  # other widths
+            b = random_network([sizes[0]] + [int(rng.integers(2, 70)) for _ in range(n_layers)], density, rng)
+        assert_identical(nnstd(a, b), scipy_nnstd(a, b, monkeypatch))
+
+
+def test_exact_method_equals_scipy_path_on_benchmark_sized_networks(monkeypatch):
+    """Networks like the benchmark's (hundreds of neurons, < 1 % density): long searches."""
+    rng = np.random.default_rng(2022)
+    for sizes, density in [([300, 300, 300, 10], 0.01), ([784, 400, 400, 10], 0.006)]:
+        a, b = random_network(sizes, density, rng), random_network(sizes, density, rng)
+        assert_identical(nnstd(a, b), scipy_nnstd(a, b, monkeypatch))
 
 
 # --- the cases with known answers ---------------------------------------------------------------
