@@ -107,9 +107,8 @@ def _lowest_bit(w):
 
 
 @_helper
-def _heap_push(hval, hpk, size, val, pk):
-    """Binary heap on (value, packed) with packed = position key << 32 | column."""
-    k = size
+def _sift_up(hval, hpk, k, val, pk):
+    """Place (val, pk) at hole k or above it, moving greater parents down."""
     while k > 0:
         parent = (k - 1) >> 1
         pv = hval[parent]
@@ -118,6 +117,12 @@ def _heap_push(hval, hpk, size, val, pk):
         hval[k], hpk[k] = pv, hpk[parent]
         k = parent
     hval[k], hpk[k] = val, pk
+
+
+@_helper
+def _heap_push(hval, hpk, size, val, pk):
+    """Binary heap on (value, packed) with packed = position key << 32 | column."""
+    _sift_up(hval, hpk, size, val, pk)
 
 
 @_helper
@@ -136,14 +141,7 @@ def _heap_pop(hval, hpk, size):
             c += (v2 < v1) | ((v2 == v1) & (hpk[c + 1] < hpk[c]))
         hval[k], hpk[k] = hval[c], hpk[c]
         k = c
-    while k > 0:
-        parent = (k - 1) >> 1
-        pv = hval[parent]
-        if not (val < pv or (val == pv and pk < hpk[parent])):
-            break
-        hval[k], hpk[k] = pv, hpk[parent]
-        k = parent
-    hval[k], hpk[k] = val, pk
+    _sift_up(hval, hpk, k, val, pk)
 
 
 @_helper

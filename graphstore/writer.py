@@ -13,6 +13,7 @@ transaction commits.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,7 @@ BATCH = 20_000  # rows per UNWIND statement
 # Synapse changes per transaction. Neo4j holds ~1.5 KB of transaction state per new relationship,
 # so a step beyond this is written in several transactions (see _write_in_chunks).
 CHUNK = 400_000
+FINISH_WORKERS = 2  # sessions setting latest weights at the end of a run (see SnapshotWriter.finish)
 
 
 def linear_positions(m: sp.csr_matrix) -> np.ndarray:
@@ -379,13 +381,34 @@ class SnapshotWriter:
             ids.append(layer_ids)
         return ids
 
-    def finish(self, run_id: str) -> None:
-        """Give every synapse still alive its latest weight (dead ones got theirs when they died)."""
+    def finish(self, run_id: str, workers: int = FINISH_WORKERS) -> None:
+        """Give every synapse still alive its latest weight (dead ones got theirs when they died).
+
+        Idempotent, so it runs as independent transactions of up to CHUNK synapses on `workers`
+        sessions at once: it runs after training, when the cores are free (2.8M synapses of a
+        dense MNIST network: 16.6 s on one session)."""
         cursor = self.cursor(run_id)
         if not cursor.layers:
             return
-        with self.driver.session(database=self.database) as session:
-            for state in cursor.layers:
-                for lo, hi in _slices(state.synapse_ids.size):
-                    ids, w = column(state.synapse_ids[lo:hi]), column(state.weights[lo:hi])
-                    session.execute_write(lambda tx, ids=ids, w=w: _run_counted(tx, SET_LATEST_WEIGHT, ids, w=w, run=run_id))
+        ids = np.concatenate([state.synapse_ids for state in cursor.layers])
+        weights = np.concatenate([state.weights for state in cursor.layers])
+        parts = [(lo, min(lo + CHUNK, ids.size)) for lo in range(0, ids.size, CHUNK)]
+
+        def set_part(part):
+            lo, hi = part
+
+            def work(tx):
+                for a, b in _slices(hi - lo):
+                    _run_counted(tx, SET_LATEST_WEIGHT, column(ids[lo + a:lo + b]), w=column(weights[lo + a:lo + b]),
+                                 run=run_id)
+
+            with self.driver.session(database=self.database) as session:
+                session.execute_write(work)
+
+        if len(parts) <= 1 or workers <= 1:
+            for part in parts:
+                set_part(part)
+            return
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for done in pool.map(set_part, parts):
+                pass

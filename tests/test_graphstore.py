@@ -296,3 +296,17 @@ def test_a_synapse_whose_neuron_cannot_be_found_fails_the_step_and_stores_nothin
         store.write_snapshot(snaps[1])
     assert _counts(store) == before
     assert [s["step"] for s in store.list_snapshots("gone")] == [0]
+
+
+def test_finishing_a_large_run_on_two_sessions_gives_every_surviving_synapse_its_final_weight(store, small_chunks):
+    snaps = list(synthetic_run("fin", [30, 20, 5], 0.3, 0.3, 3, seed=13))
+    store.create_run(RunInfo("fin", snaps[0].architecture))
+    for s in snaps:
+        store.write_snapshot(s)
+    store.writer.finish("fin", workers=2)  # CHUNK = 25: dozens of independent transactions
+    for k, m in enumerate(snaps[-1].layers):
+        last = m.tocoo()
+        rows = store.read("MATCH (a)-[s:SYNAPSE {run_id:'fin', layer:$k}]->(b) WHERE s.died IS NULL "
+                          "RETURN a.index AS i, b.index AS j, s.weight AS w", {"k": k})
+        final = {(i, j): w for i, j, w in zip(last.row.tolist(), last.col.tolist(), last.data.tolist())}
+        assert {(r["i"], r["j"]): r["w"] for r in rows} == final
