@@ -71,6 +71,15 @@ def _pairs(m):
     return set(zip(c.row.tolist(), c.col.tolist()))
 
 
+def _stored_run(store, run_id, sizes, density, churn, steps, seed, written=None):
+    """A synthetic run's snapshots, the first `written` of them (all by default) stored."""
+    snaps = list(synthetic_run(run_id, sizes, density, churn, steps, seed=seed))
+    store.create_run(RunInfo(run_id, snaps[0].architecture))
+    for s in snaps[:written]:
+        store.write_snapshot(s)
+    return snaps
+
+
 def _counts(store):
     return store.read("MATCH (n) WITH count(n) AS nodes MATCH ()-[r]->() RETURN nodes, count(r) AS rels")[0]
 
@@ -116,10 +125,7 @@ def test_regrown_connection_gets_a_new_synapse_and_lifetimes_never_overlap(store
 
 
 def test_writing_a_stored_step_again_changes_nothing(store):
-    snaps = list(synthetic_run("idem", [10, 8, 3], 0.4, 0.3, 3, seed=5))
-    store.create_run(RunInfo("idem", snaps[0].architecture))
-    for s in snaps:
-        store.write_snapshot(s)
+    snaps = _stored_run(store, "idem", [10, 8, 3], 0.4, 0.3, 3, seed=5)
     before = _counts(store)
     for s in snaps:
         assert store.write_snapshot(s) is False
@@ -130,10 +136,7 @@ def test_writing_a_stored_step_again_changes_nothing(store):
 
 
 def test_conflicting_rewrite_is_refused_and_stores_nothing(store):
-    snaps = list(synthetic_run("conf", [10, 8, 3], 0.4, 0.3, 2, seed=5))
-    store.create_run(RunInfo("conf", snaps[0].architecture))
-    for s in snaps:
-        store.write_snapshot(s)
+    snaps = _stored_run(store, "conf", [10, 8, 3], 0.4, 0.3, 2, seed=5)
     before = _counts(store)
     changed = Snapshot("conf", 1, [m * 2 for m in snaps[1].layers], snaps[1].biases)
     with pytest.raises(RunConflictError):
@@ -145,10 +148,7 @@ def test_conflicting_rewrite_is_refused_and_stores_nothing(store):
 
 
 def test_resuming_a_run_from_a_new_connection_continues_lifetimes(store):
-    snaps = list(synthetic_run("resume", [12, 10, 4], 0.3, 0.4, 5, seed=9))
-    store.create_run(RunInfo("resume", snaps[0].architecture))
-    for s in snaps[:3]:
-        store.write_snapshot(s)
+    snaps = _stored_run(store, "resume", [12, 10, 4], 0.3, 0.4, 5, seed=9, written=3)
     with GraphStore.connect(store.settings) as other:
         for s in snaps[3:]:
             other.write_snapshot(s)
@@ -214,19 +214,13 @@ def _check_run(store, run_id, snaps):
 
 
 def test_large_snapshots_are_written_in_chunks_with_the_same_result(store, small_chunks):
-    snaps = list(synthetic_run("chunks", [30, 20, 5], 0.3, 0.3, 4, seed=11))
-    store.create_run(RunInfo("chunks", snaps[0].architecture))
-    for s in snaps:
-        store.write_snapshot(s)
+    snaps = _stored_run(store, "chunks", [30, 20, 5], 0.3, 0.3, 4, seed=11)
     _check_run(store, "chunks", snaps)
     assert store.read("MATCH (s:Snapshot {run_id:'chunks'}) WHERE s.complete IS NOT NULL RETURN count(s) AS n")[0]["n"] == 0
 
 
 def test_a_failed_chunked_step_is_rolled_back_and_can_be_written_again(store, small_chunks, monkeypatch):
-    snaps = list(synthetic_run("fail", [30, 20, 5], 0.3, 0.3, 3, seed=12))
-    store.create_run(RunInfo("fail", snaps[0].architecture))
-    for s in snaps[:2]:
-        store.write_snapshot(s)
+    snaps = _stored_run(store, "fail", [30, 20, 5], 0.3, 0.3, 3, seed=12, written=2)
     before = _counts(store)
     calls = {"n": 0}
     original = small_chunks.SnapshotWriter._apply
@@ -248,10 +242,7 @@ def test_a_failed_chunked_step_is_rolled_back_and_can_be_written_again(store, sm
 
 
 def test_a_writer_resuming_after_a_crash_rolls_back_the_half_written_step(store, small_chunks, monkeypatch):
-    snaps = list(synthetic_run("crash", [30, 20, 5], 0.3, 0.3, 3, seed=13))
-    store.create_run(RunInfo("crash", snaps[0].architecture))
-    for s in snaps[:2]:
-        store.write_snapshot(s)
+    snaps = _stored_run(store, "crash", [30, 20, 5], 0.3, 0.3, 3, seed=13, written=2)
     original = small_chunks.SnapshotWriter._apply
     calls = {"n": 0}
 
@@ -283,9 +274,7 @@ def test_a_writer_resuming_after_a_crash_rolls_back_the_half_written_step(store,
 def test_a_synapse_whose_neuron_cannot_be_found_fails_the_step_and_stores_nothing_of_it(store):
     from graphstore.errors import GraphStoreError
 
-    snaps = list(synthetic_run("gone", [10, 8, 3], 0.5, 0.5, 2, seed=3))
-    store.create_run(RunInfo("gone", snaps[0].architecture))
-    store.write_snapshot(snaps[0])
+    snaps = _stored_run(store, "gone", [10, 8, 3], 0.5, 0.5, 2, seed=3, written=1)
     # the writer remembers neurons by element id; make one of the step's new synapses point nowhere
     born = sorted(_pairs(snaps[1].layers[0]) - _pairs(snaps[0].layers[0]))
     cursor = store.writer.cursor("gone")
@@ -299,10 +288,7 @@ def test_a_synapse_whose_neuron_cannot_be_found_fails_the_step_and_stores_nothin
 
 
 def test_finishing_a_large_run_on_two_sessions_gives_every_surviving_synapse_its_final_weight(store, small_chunks):
-    snaps = list(synthetic_run("fin", [30, 20, 5], 0.3, 0.3, 3, seed=13))
-    store.create_run(RunInfo("fin", snaps[0].architecture))
-    for s in snaps:
-        store.write_snapshot(s)
+    snaps = _stored_run(store, "fin", [30, 20, 5], 0.3, 0.3, 3, seed=13)
     store.writer.finish("fin", workers=2)  # CHUNK = 25: dozens of independent transactions
     for k, m in enumerate(snaps[-1].layers):
         last = m.tocoo()
