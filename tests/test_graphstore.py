@@ -111,6 +111,49 @@ def test_lifetimes_agree_with_stored_matrices_at_every_step(store):
     assert {(r["i"], r["j"]): r["w"] for r in rows} == final
 
 
+def _reweighted(m: sp.csr_matrix, factor: float) -> sp.csr_matrix:
+    """The same connections with different weights (what a dense or static step looks like)."""
+    out = m.copy()
+    out.data = (out.data * np.float32(factor)).astype(np.float32)
+    return out
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_unchanged_connections_are_stored_at_every_step(store, chunked, monkeypatch):
+    import graphstore.writer as writer
+
+    if chunked:
+        monkeypatch.setattr(writer, "CHUNK", 25)
+        monkeypatch.setattr(writer, "BATCH", 10)
+    run_id = f"same-{chunked}"
+    snaps = list(synthetic_run(run_id, [12, 9, 4], 0.5, 0.3, 3, seed=21))
+    # Layer 0 keeps its connections from step 1 on (weights change); layer 1 churns.
+    for t in range(2, 4):
+        snaps[t].layers[0] = _reweighted(snaps[1].layers[0], 1.0 + t)
+    store.create_run(RunInfo(run_id, snaps[0].architecture))
+    for s in snaps:
+        store.write_snapshot(s)
+    store.set_run_status(run_id, "completed")
+    _check_run(store, run_id, snaps)
+    rows = store.read("MATCH (l:LayerSnapshot {run_id: $r, layer: 0}) RETURN l.step AS t, l.positions AS p, "
+                      "l.appeared AS a, l.vanished AS v ORDER BY t", {"r": run_id})
+    expected = [writer.linear_positions(s.layers[0]).tolist() for s in snaps]
+    assert [r["p"] for r in rows] == expected
+    assert [(r["a"], r["v"]) for r in rows][2:] == [(0, 0), (0, 0)]
+    # One lifetime per connection of layer 0 since step 1, each with the final weight.
+    final = snaps[-1].layers[0].tocoo()
+    alive = store.read("MATCH (a)-[s:SYNAPSE {run_id: $r, layer: 0}]->(b) WHERE s.died IS NULL "
+                       "RETURN a.index AS i, b.index AS j, s.born AS born, s.weight AS w", {"r": run_id})
+    assert {(r["i"], r["j"]): r["w"] for r in alive} == dict(zip(zip(final.row.tolist(), final.col.tolist()),
+                                                                    final.data.tolist()))
+    assert max(r["born"] for r in alive) <= 1
+    # A writer on a new connection resumes from the copied positions.
+    more = Snapshot(run_id, 4, [_reweighted(snaps[-1].layers[0], 0.5), snaps[-1].layers[1]], snaps[-1].biases)
+    with GraphStore.connect(store.settings) as other:
+        assert other.write_snapshot(more)
+    assert snapshots_equal(store.read_snapshot(run_id, 4), more)
+
+
 def test_regrown_connection_gets_a_new_synapse_and_lifetimes_never_overlap(store):
     on = sp.csr_matrix(np.array([[1.5, 0.0], [0.0, -2.0]], dtype=np.float32))
     off = sp.csr_matrix(np.array([[0.0, 0.0], [0.0, -2.0]], dtype=np.float32))
