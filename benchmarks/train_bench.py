@@ -58,7 +58,7 @@ def main() -> None:
             run_id = f"bench-{method}-{int(time.time())}"
             t0 = time.perf_counter()
             try:
-                with recording(store, run_info(config, data, run_id), maxsize=4) as sink:
+                with recording(store, run_info(config, data, run_id)) as sink:
                     stored = train(config, data, sink, run_id)
                     t_train = time.perf_counter() - t0
             except Exception as exc:  # noqa: BLE001 - reported, the other methods still run
@@ -82,13 +82,15 @@ def main() -> None:
                 "drain": t_store - t_train,
                 "blocked": writer.wait_seconds,
                 "write_s": writer.write_seconds,
+                "finish": writer.finish_seconds,
                 "snapshots": n_snaps,
                 "overhead": t_store / t_plain - 1,
             }
             rows.append(row)
             print(f"{method:7s} synapses {row['synapses']:>8d}  s/epoch {row['s/epoch']:7.1f} (with store "
                   f"{row['s/epoch+store']:7.1f})  test acc {row['test_acc']:.4f} (with store {row['test_acc+store']:.4f})  "
-                  f"wall {t_plain:7.1f} s vs {t_store:7.1f} s with store (drain at end {row['drain']:.1f} s, "
+                  f"wall {t_plain:7.1f} s vs {t_store:7.1f} s with store (drain at end {row['drain']:.1f} s, of which "
+                  f"finishing the run {row['finish']:.1f} s, "
                   f"training blocked {row['blocked']:.1f} s, writer busy {row['write_s']:.1f} s, "
                   f"{n_snaps} snapshots)  overhead {100 * row['overhead']:+.1f} %", flush=True)
             store.delete_run(run_id)

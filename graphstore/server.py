@@ -52,8 +52,8 @@ JVM_OPTIONS = (
 
 @dataclass(frozen=True)
 class Memory:
-    # Neo4j caps one transaction's memory at 70 % of the heap; the writer's transactions hold up to
-    # 400,000 synapse changes (~1.5 KB each), and a reader may pull a dense snapshot's 2.8M weights.
+    # Neo4j caps one transaction's memory at 70 % of the heap; a reader may pull a dense snapshot's
+    # 2.8M positions and weights in one transaction.
     heap: str = "6g"
     # A heap that starts small makes G1 resize it while the first snapshots are written: with
     # -Xms1g export_bench ran at 50-54k synapse writes/s overall, with -Xms4g at 62-63k.

@@ -109,6 +109,12 @@ def test_lifetimes_agree_with_stored_matrices_at_every_step(store):
     rows = store.read("MATCH (a)-[s:SYNAPSE {run_id:'churn', layer:0}]->(b) WHERE s.died IS NULL RETURN a.index AS i, b.index AS j, s.weight AS w")
     final = {(i, j): w for i, j, w in zip(last.row.tolist(), last.col.tolist(), last.data.tolist())}
     assert {(r["i"], r["j"]): r["w"] for r in rows} == final
+    # Dead synapses carry their last weight while alive, not the weight they were born with.
+    dead = store.read("MATCH (a)-[s:SYNAPSE {run_id:'churn', layer:0}]->(b) WHERE s.died IS NOT NULL "
+                      "RETURN a.index AS i, b.index AS j, s.died AS died, s.weight AS w, s.weight_born AS wb")
+    assert dead and any(r["w"] != r["wb"] for r in dead)
+    for r in dead:
+        assert r["w"] == float(snaps[r["died"] - 1].layers[0][r["i"], r["j"]])
 
 
 def _reweighted(m: sp.csr_matrix, factor: float) -> sp.csr_matrix:

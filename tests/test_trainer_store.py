@@ -1,5 +1,6 @@
 """Training into the real graph store: read-back equality, interrupted and failed runs, the CLI."""
 import json
+import os
 import subprocess
 import sys
 
@@ -121,6 +122,17 @@ def test_the_train_command_stores_the_run_and_writes_the_paper_format(store, tmp
         # the paper's format names directories epoch_XXX; XXX is our step (RigL updates within epochs)
         _assert_same(store.read_snapshot("cli-run", snap.step), snap, epoch=False)
         assert snap.metrics["test_accuracy"] == pytest.approx(summary["steps"][snap.step]["test_accuracy"], abs=1e-6)
+
+
+def test_the_train_command_says_when_it_is_waiting_for_the_store(store):
+    proc = subprocess.run(
+        [sys.executable, "-m", "sparsetopo.cli", "train", "--dataset", "digits", "--method", "static", "--hidden", "16",
+         "--epochs", "1", "--epsilon", "4", "--threads", "1", "--run-id", "cli-bar"],
+        capture_output=True, text=True, timeout=600, env=os.environ | {"COLUMNS": "200"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "queued snapshot(s), finishing the run" in proc.stderr
+    assert store.get_run("cli-bar")["status"] == "completed"
 
 
 def test_train_command_errors_are_one_sentence(store):

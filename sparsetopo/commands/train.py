@@ -85,6 +85,9 @@ class _Bar:
             self.progress.update(self.task, density=event["density"])
         elif kind == "end" and self.task is not None:
             self.progress.update(self.task, completed=self.progress.tasks[0].total)
+        elif kind == "storing" and self.task is not None:
+            # A dense run's last seconds go to the store: queued snapshots, then every latest weight.
+            self.progress.update(self.task, description=f"storing {event['pending']} queued snapshot(s), finishing the run")
 
 
 def train(
@@ -109,7 +112,7 @@ def train(
     rigl_end: float = typer.Option(0.75, "--rigl-end", help="RigL: fraction of training after which updates stop."),
     npz_dir: Path = typer.Option(None, "--npz-dir", help="Also write every snapshot in the paper's npz format here."),
     no_store: bool = typer.Option(False, "--no-store", help="Do not write to the graph store (needs --npz-dir or is a dry run)."),
-    queue_size: int = typer.Option(4, "--queue", help="Snapshots the background writer may fall behind."),
+    queue_size: int = typer.Option(8, "--queue", help="Snapshots the background writer may fall behind."),
     threads: int = typer.Option(None, "--threads", help="torch CPU threads (1 is often fastest on a busy machine)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
@@ -178,7 +181,9 @@ def _train_into_store(config, data, info, progress, npz, queue_size, train_loop)
 
         write = store.write_snapshot if npz is None else write_both
         with recording(store, info, queue_size, write) as sink:
-            return train_loop(config, data, sink, info.run_id, progress)
+            result = train_loop(config, data, sink, info.run_id, progress)
+            progress({"kind": "storing", "pending": sink.pending})
+            return result
 
 
 def _train_without_store(config, data, run_id, progress, npz, queue_size, train_loop):
