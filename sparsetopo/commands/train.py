@@ -112,6 +112,7 @@ def train(
     rigl_end: float = typer.Option(0.75, "--rigl-end", help="RigL: fraction of training after which updates stop."),
     npz_dir: Path = typer.Option(None, "--npz-dir", help="Also write every snapshot in the paper's npz format here."),
     no_store: bool = typer.Option(False, "--no-store", help="Do not write to the graph store (needs --npz-dir or is a dry run)."),
+    # graphstore.background.DEFAULT_QUEUE, not imported here: `--help` must not load numpy and scipy.
     queue_size: int = typer.Option(8, "--queue", help="Snapshots the background writer may fall behind."),
     threads: int = typer.Option(None, "--threads", help="torch CPU threads (1 is often fastest on a busy machine)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
