@@ -1,8 +1,8 @@
 """How connections appear and vanish between consecutive topologies, from matrices alone.
 
 This is the matrix-side definition of evolution that the graph store's SYNAPSE
-lifetimes must agree with: a connection is alive at a step when its entry is
-nonzero; a lifetime is a maximal run of consecutive steps in which it is alive
+lifetimes must agree with: a connection is alive at a step when its matrix
+stores an entry (whatever the weight: a connection grown at 0 is alive); a lifetime is a maximal run of consecutive steps in which it is alive
 (pruned then regrown = two lifetimes); `born` is the first step of a lifetime and
 `died` the first later step without it (None while alive at the last step).
 """
@@ -15,10 +15,9 @@ import scipy.sparse as sp
 
 
 def connection_keys(matrix: sp.spmatrix) -> np.ndarray:
-    """Sorted int64 keys row * n_cols + col of the nonzero entries."""
+    """Sorted int64 keys row * n_cols + col of the stored entries (the connections)."""
     coo = sp.coo_matrix(matrix)
-    nz = coo.data != 0
-    keys = coo.row[nz].astype(np.int64) * matrix.shape[1] + coo.col[nz].astype(np.int64)
+    keys = coo.row.astype(np.int64) * matrix.shape[1] + coo.col.astype(np.int64)
     return np.unique(keys)
 
 

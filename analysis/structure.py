@@ -32,13 +32,13 @@ class StructureError(ValueError):
 
 
 def binary_layers(layers: Sequence[sp.spmatrix]) -> list[sp.csr_matrix]:
-    """0/1 CSR adjacency of each layer (explicit zeros dropped); checks that shapes chain."""
+    """0/1 CSR adjacency of each layer (every stored entry, explicit zeros included); checks that shapes chain."""
     if not layers:
         raise StructureError("a network needs at least one weight matrix")
     out = []
     for k, m in enumerate(layers):
         a = sp.csr_matrix(m)
-        a.eliminate_zeros()
+        a.sum_duplicates()
         a = sp.csr_matrix((np.ones(a.nnz, dtype=np.float64), a.indices, a.indptr), shape=a.shape)
         a.sum_duplicates()
         if out and out[-1].shape[1] != a.shape[0]:

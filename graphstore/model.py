@@ -2,7 +2,9 @@
 
 A network with layer sizes [n0, ..., nL] has L weight matrices; matrix k has
 shape (n_k, n_{k+1}): row = input neuron, column = output neuron. Weights are
-float32 and a connection exists exactly where the stored value is nonzero.
+float32 and a connection exists exactly where the sparse matrix stores an entry, whatever
+its value: a connection grown at weight 0 (SET's Keras code, RigL) is stored as an explicit
+zero. A dense array has no stored zeros, so converting one keeps only its nonzeros.
 """
 from __future__ import annotations
 
@@ -18,9 +20,12 @@ class TopologyError(ValueError):
 
 
 def as_layer_matrix(matrix: Any) -> sp.csr_matrix:
-    """Canonical form of one layer: CSR, float32, sorted indices, no stored zeros."""
+    """Canonical form of one layer: CSR, float32, sorted indices, one entry per connection.
+
+    Stored zeros are kept: they are connections whose weight is exactly 0. Duplicate entries
+    of one position are one connection (their values add up).
+    """
     m = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
-    m.eliminate_zeros()
     m.sum_duplicates()
     m.sort_indices()
     return m

@@ -119,7 +119,7 @@ def write_snapshot_dir(snapshot: Snapshot, out: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     for k, (m, b) in enumerate(zip(snapshot.layers, snapshot.biases)):
         bias = np.zeros(m.shape[1], dtype=np.float32) if b is None else b
+        # The bias row keeps only its nonzeros; the weight rows keep every connection (stored zeros too).
         full = sp.vstack([m, sp.csr_matrix(bias.reshape(1, -1))], format="csr", dtype=np.float32)
-        full.eliminate_zeros()
         sp.save_npz(out / f"weight_l{k}.npz", full)
     return out

@@ -98,12 +98,21 @@ def test_when_every_source_fails_the_error_names_them(tmp_path, monkeypatch):
     assert not (data.dataset_dir("fashion-mnist", tmp_path) / "meta.json").exists()
 
 
-def test_digits_are_standardised_with_a_fixed_split():
+def test_digits_have_a_fixed_split_and_each_recipe_preprocessing():
     a, b = data.load_dataset("digits"), data.load_dataset("digits")
     assert a.x_train.shape == (1347, 64) and a.x_test.shape == (450, 64)
-    assert abs(float(a.x_train.mean())) < 1e-4 and abs(float(a.x_train.std()) - 1) < 1e-3
     np.testing.assert_array_equal(a.x_test, b.x_test)
     assert set(np.unique(a.y_test)) == set(range(10))
+    unit, _ = a.inputs("unit-range")
+    assert unit.min() == 0.0 and unit.max() == 1.0
+    g, _ = a.inputs("global-standardise")
+    assert abs(float(g.mean())) < 1e-4 and abs(float(g.std()) - 1) < 1e-3
+    f, f_test = a.inputs("per-feature-standardise")
+    varying = unit.std(axis=0) > 0.05
+    np.testing.assert_allclose(f.mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(f.std(axis=0)[varying], 1, atol=1e-2)
+    # constant inputs stay finite: the reference divides by std + 0.0001
+    assert np.isfinite(f).all() and np.isfinite(f_test).all()
 
 
 def test_unknown_data_sets_are_one_sentence_errors():

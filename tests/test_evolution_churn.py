@@ -30,9 +30,9 @@ def test_hand_worked_churn_with_regrowth():
         (0, 0, 0, 0, 1), (0, 0, 0, 2, None), (0, 0, 1, 0, None), (0, 1, 0, 1, 2)]
 
 
-def test_connection_keys_ignore_explicit_zeros():
+def test_connection_keys_count_explicit_zeros_as_connections():
     a = sp.csr_matrix((np.array([0.0, 2.0]), np.array([0, 1]), np.array([0, 1, 2])), shape=(2, 2))
-    assert connection_keys(a).tolist() == [3]
+    assert connection_keys(a).tolist() == [0, 3]
 
 
 @st.composite

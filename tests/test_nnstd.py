@@ -98,12 +98,14 @@ def test_costs_match_pairwise_set_definition():
         assert np.array_equal(fast, slow)
 
 
-def test_any_nonzero_is_a_connection_and_explicit_zeros_are_not():
+def test_every_stored_entry_is_a_connection_explicit_zeros_included():
     m = sp.csr_matrix((np.array([0.0, -3.0, np.nan, 2.0]), (np.array([0, 1, 2, 3]), np.array([0, 0, 1, 1]))),
                       shape=(4, 2))
     mask = connection_mask(m)
-    assert fan_in(mask).tolist() == [1, 2]
-    assert mask.toarray().tolist() == [[0, 0], [1, 0], [0, 1], [0, 1]]
+    assert fan_in(mask).tolist() == [2, 2]
+    assert mask.toarray().tolist() == [[1, 0], [1, 0], [0, 1], [0, 1]]
+    # a dense array has no stored zeros: its nonzeros are its connections
+    assert fan_in(connection_mask(m.toarray())).tolist() == [1, 2]
 
 
 # --- the exact method's own solver (analysis.lsap) against scipy on the dense matrix ------------

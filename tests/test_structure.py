@@ -51,10 +51,10 @@ def test_binary_layers_reject_shapes_that_do_not_chain():
         binary_layers([W0, sp.csr_matrix((3, 2))])
 
 
-def test_binary_layers_drop_explicit_zeros():
+def test_binary_layers_keep_explicit_zeros_as_connections():
     a = sp.csr_matrix((np.array([0.0, 1.0]), np.array([0, 1]), np.array([0, 2])), shape=(1, 2))
     (b,) = binary_layers([a])
-    assert b.nnz == 1
+    assert b.nnz == 2 and b.toarray().tolist() == [[1.0, 1.0]]
 
 
 def test_hand_worked_network():

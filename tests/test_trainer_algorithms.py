@@ -1,4 +1,5 @@
-"""SET and RigL updates: exact counts, zeta per sign, growth only at empty positions, state resets."""
+"""SET and RigL updates under sparsetopo-v0's rules: exact counts, zeta per sign, growth only at empty
+positions, state resets. The reference recipes are tested in test_trainer_recipes.py."""
 import math
 
 import pytest
@@ -9,7 +10,11 @@ from hypothesis import strategies as st
 from trainer.algorithms import CosineSchedule, EpochSchedule, make_algorithm, update_layer, update_topology
 from trainer.errors import ConfigError
 from trainer.model import SparseMLP
+from trainer.recipes import RECIPES
 from trainer.sparse import initial_masks
+
+V0 = RECIPES["sparsetopo-v0"]
+V0_RIGL = V0.__class__(**{**V0.__dict__, "name": "sparsetopo-v0", "prune_rule": "magnitude"})
 
 
 def _layer(n_out, n_in, count, seed):
@@ -34,7 +39,7 @@ def test_set_update_prunes_zeta_per_sign_and_regrows_only_empty_positions(n_out,
     n_pos = int(((before_w > 0) & before_m).sum())
     n_neg = int(((before_w < 0) & before_m).sum())
 
-    removed, added = update_layer(weight, mask, make_algorithm("set", zeta), zeta, g, momentum=momentum)
+    removed, added, _ = update_layer(weight, mask, make_algorithm("set", zeta, recipe=V0), zeta, g, momentum=momentum)
 
     flat_w, flat_m = before_w.view(-1), before_m.view(-1)
     rem_pos = removed[flat_w[removed] > 0]
@@ -64,7 +69,8 @@ def test_rigl_grows_where_the_gradient_is_largest_and_prunes_smallest_magnitudes
     weight, mask, momentum, g = _layer(30, 40, 300, seed=3)
     grad = torch.randn(30, 40, generator=g)
     before_w, before_m = weight.clone().view(-1), mask.clone().view(-1)
-    removed, added = update_layer(weight, mask, make_algorithm("rigl", 0.3, 1000), 0.2, g, grad=grad, momentum=momentum)
+    removed, added, _ = update_layer(weight, mask, make_algorithm("rigl", 0.3, 1000, recipe=V0_RIGL), 0.2, g,
+                                     grad=grad, momentum=momentum)
     assert len(removed) == len(added) == math.floor(0.2 * 300)
     assert int(mask.sum()) == 300
     kept = before_m.clone()
@@ -80,8 +86,8 @@ def test_rigl_grows_where_the_gradient_is_largest_and_prunes_smallest_magnitudes
 
 def test_cosine_schedule_decays_and_stops_at_t_end():
     s = CosineSchedule(alpha=0.3, delta_t=10, t_end=100)
-    assert s.at_batch(5) is None and s.at_batch(100) is None and s.at_batch(110) is None
-    fractions = [s.at_batch(t) for t in range(10, 100, 10)]
+    assert s.at_step(5) is None and s.at_step(100) is None and s.at_step(110) is None
+    fractions = [s.at_step(t) for t in range(10, 100, 10)]
     assert fractions == sorted(fractions, reverse=True)
     assert fractions[0] == pytest.approx(0.15 * (1 + math.cos(math.pi * 0.1)))
     e = EpochSchedule(0.3)
@@ -101,7 +107,8 @@ def test_update_topology_keeps_every_layer_count_and_resets_optimizer_state(meth
     opt.step()
     counts = model.n_connections()
     old_masks = [None if m is None else m.clone() for m in model.masks]
-    changes = update_topology(model, opt, make_algorithm(method, 0.3, 100), 0.3, g, grads)
+    recipe = V0 if method == "set" else V0_RIGL
+    changes = update_topology(model, opt, make_algorithm(method, 0.3, 100, recipe=recipe), 0.3, g, grads)
     assert model.n_connections() == counts
     assert [c.layer for c in changes] == [0, 1]  # the dense output layer is never touched
     for c, lin, mask, old in zip(changes, model.linears, model.masks, old_masks):

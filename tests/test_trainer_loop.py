@@ -7,12 +7,20 @@ from trainer.data import load_dataset
 from trainer.errors import ConfigError
 from trainer.loop import TrainConfig, run_info, train
 
-METRICS = {"train_loss", "train_accuracy", "test_loss", "test_accuracy", "density", "n_synapses", "added", "removed"}
+METRICS = {"train_loss", "train_accuracy", "test_loss", "test_accuracy", "density", "n_synapses", "added", "removed",
+           "regrown_in_place"}
 
 
 @pytest.fixture(scope="module")
 def digits():
     return load_dataset("digits")
+
+
+def structure(m) -> np.ndarray:
+    """Where a layer matrix stores entries: its connections, zero weights included."""
+    import scipy.sparse as sp
+
+    return sp.csr_matrix((np.ones(m.nnz), m.indices, m.indptr), shape=m.shape).toarray() != 0
 
 
 def _config(method, **kw):
@@ -60,16 +68,19 @@ def test_sparse_runs_keep_counts_and_masked_weights_exactly_zero(digits, method)
         dense = final.layers[k].toarray()
         np.testing.assert_array_equal(dense, lin.weight.detach().numpy().T)
         if mask is not None:
-            np.testing.assert_array_equal(dense != 0, mask.numpy().T)
+            np.testing.assert_array_equal(structure(final.layers[k]), mask.numpy().T)
 
 
-def test_set_changes_topology_between_snapshots_only_by_the_reported_counts(digits):
-    _, snaps, _ = _run(_config("set"), digits)
+@pytest.mark.parametrize("recipe, update_after_last", [("keras", True), ("sparse-python", False), ("sparsetopo-v0", False)])
+def test_set_changes_topology_between_snapshots_only_by_the_reported_counts(digits, recipe, update_after_last):
+    _, snaps, _ = _run(_config("set", recipe=recipe), digits)
     assert [s.epoch for s in snaps] == [0, 1, 2, 3, 4]
     for prev, cur in zip(snaps, snaps[1:]):
-        appeared = sum(int(((c != 0).astype(int) - (p != 0).astype(int) > 0).sum()) for p, c in zip(prev.layers, cur.layers))
-        assert appeared == cur.metrics["added"]
-    assert snaps[-1].metrics["added"] == 0  # no update after the last epoch
+        pairs = [(structure(p), structure(c)) for p, c in zip(prev.layers, cur.layers)]
+        assert sum(int((c & ~p).sum()) for p, c in pairs) == cur.metrics["added"] > 0 or cur is snaps[-1]
+        assert sum(int((p & ~c).sum()) for p, c in pairs) == cur.metrics["removed"]
+    # the Keras code rewires after the last epoch too; the sparse-Python code does not
+    assert (snaps[-1].metrics["added"] > 0) == update_after_last
 
 
 def test_the_same_seed_gives_identical_topologies_and_weights(digits):
@@ -83,12 +94,15 @@ def test_the_same_seed_gives_identical_topologies_and_weights(digits):
     assert (a[-1].layers[0] != c[-1].layers[0]).nnz > 0
 
 
+@pytest.mark.parametrize("recipe", ["keras", "sparse-python", "sparsetopo-v0"])
 @pytest.mark.parametrize("method", ["dense", "static", "set"])
-def test_a_short_run_on_digits_beats_chance_by_a_wide_margin(digits, method):
-    _, snaps, _ = _run(_config(method, hidden=(128, 128), epochs=8, epsilon=10.0), digits)
+def test_a_short_run_on_digits_beats_chance_by_a_wide_margin(digits, method, recipe):
+    # The reference recipes learn slowly at SET's lr 0.01 (so do the paper's networks: 0.19 after
+    # one Fashion-MNIST epoch); 20 digits epochs at 0.05 are 260 steps.
+    _, snaps, _ = _run(_config(method, recipe=recipe, hidden=(128, 128), epochs=20, epsilon=10.0, lr=0.05), digits)
     assert snaps[0].metrics["test_accuracy"] < 0.3
-    assert snaps[-1].metrics["test_accuracy"] > 0.8  # chance is 0.1
-    assert len(snaps) == 9  # step 0 plus one per epoch
+    assert snaps[-1].metrics["test_accuracy"] > 0.85  # chance is 0.1
+    assert len(snaps) == 21  # step 0 plus one per epoch
 
 
 def test_dense_runs_store_full_matrices_and_run_info_is_flat(digits):

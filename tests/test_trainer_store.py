@@ -66,6 +66,30 @@ def test_a_trained_run_read_back_equals_the_in_memory_snapshots(store, digits, m
         _assert_same(store.read_snapshot(f"{method}-run", snap.step), snap)
 
 
+def test_connections_grown_at_zero_are_stored_counted_and_exported(store, digits, tmp_path):
+    """SET's Keras recipe grows connections at weight 0: they are connections in the store, the
+    lifetimes, the evolution summaries and the npz files, not holes."""
+    from graphstore.npz_io import write_snapshot_dir, read_snapshot_dir
+
+    snaps = _train_recorded(store, _config("set", recipe="keras"), digits, "zeros-run")
+    last = snaps[-1]
+    zero_conn = sum(int((m.data == 0).sum()) for m in last.layers)
+    assert zero_conn > 0 and last.metrics["added"] > 0
+    stored = store.read_snapshot("zeros-run", last.step)
+    _assert_same(stored, last)
+    assert sum(int((m.data == 0).sum()) for m in stored.layers) == zero_conn
+    rows = store.read(
+        "MATCH (:Neuron)-[s:SYNAPSE {run_id: $run}]->(:Neuron) WHERE s.born <= $t AND (s.died IS NULL OR s.died > $t) "
+        "RETURN count(s) AS alive, sum(CASE WHEN s.born = $t AND s.weight_born = 0.0 THEN 1 ELSE 0 END) AS born_zero",
+        {"run": "zeros-run", "t": last.step})
+    assert rows[0]["alive"] == last.n_synapses
+    # every connection the last update grew was born at 0 (and got no training after it)
+    assert rows[0]["born_zero"] == last.metrics["added"]
+    out = write_snapshot_dir(stored, tmp_path / "last")
+    again = read_snapshot_dir(out, run_id="zeros-run", step=last.step, epoch=last.epoch)
+    _assert_same(again, last)
+
+
 def test_an_interrupted_run_leaves_whole_snapshots_and_is_marked_interrupted(store, digits):
     def ctrl_c(event):
         if event["kind"] == "batch" and event["t"] == 30:  # during epoch 3 (14 batches per epoch)

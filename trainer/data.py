@@ -76,9 +76,12 @@ class SourceUnavailable(Exception):
     """One source failed; the next one is tried."""
 
 
+INPUT_MODES = ("unit-range", "per-feature-standardise", "global-standardise")
+
+
 @dataclass
 class Dataset:
-    """A data set ready for training: flattened, normalised float32 inputs and int64 labels."""
+    """A data set: flattened float32 pixels in [0, 1] and int64 labels; `inputs(mode)` preprocesses."""
 
     name: str
     x_train: np.ndarray
@@ -92,6 +95,24 @@ class Dataset:
     @property
     def n_features(self) -> int:
         return int(self.x_train.shape[1])
+
+    def inputs(self, mode: str = "global-standardise") -> tuple[np.ndarray, np.ndarray]:
+        """(train, test) inputs preprocessed as a recipe says; statistics come from the training set.
+
+        - unit-range: the pixels in [0, 1] as they are (SET's Keras Fashion-MNIST code: x / 255);
+        - per-feature-standardise: (x - mean_j) / (std_j + 0.0001) per input j (SET's sparse-Python code);
+        - global-standardise: one scalar mean and std (sparsetopo-v0).
+        """
+        if mode == "unit-range":
+            return self.x_train, self.x_test
+        if mode == "per-feature-standardise":
+            mean = self.x_train.mean(axis=0, dtype=np.float64)
+            std = self.x_train.std(axis=0, dtype=np.float64) + 0.0001
+            return (((self.x_train - mean) / std).astype(np.float32),
+                    ((self.x_test - mean) / std).astype(np.float32))
+        if mode == "global-standardise":
+            return standardise(self.x_train, self.x_test)
+        raise ValueError(f"unknown input preprocessing '{mode}'; choose one of: {', '.join(INPUT_MODES)}")
 
 
 def _sha256(path: Path) -> str:
@@ -368,7 +389,7 @@ def standardise(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np
 
 
 def load_dataset(name: str, home: Path | None = None, fetch_missing: bool = True, log: Log | None = None) -> Dataset:
-    """A data set with pixels in [0, 1] standardised by the training set's mean and std."""
+    """A data set with pixels in [0, 1] (see Dataset.inputs for the preprocessing recipes use)."""
     check_name(name)
     if name == "digits":
         (xtr, ytr, xte, yte), source, split = _digits()
@@ -376,5 +397,4 @@ def load_dataset(name: str, home: Path | None = None, fetch_missing: bool = True
         (xtr, ytr, xte, yte), meta = _load_cached(name, home, fetch_missing, log)
         xtr, xte = xtr.astype(np.float32) / 255.0, xte.astype(np.float32) / 255.0
         source, split = meta["source"], meta["split"]
-    xtr, xte = standardise(xtr, xte)
     return Dataset(name=name, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte, source=source, split=split)

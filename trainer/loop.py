@@ -25,7 +25,10 @@ from graphstore.model import RunInfo, Snapshot
 from .algorithms import METHODS, make_algorithm, update_topology
 from .data import Dataset
 from .errors import ConfigError
+from .losses import loss_function
 from .model import SparseMLP, to_snapshot
+from .recipes import Recipe
+from .recipes import resolve as resolve_recipe
 from .sparse import INITS, initial_masks
 
 Sink = Callable[[Snapshot], None]
@@ -34,7 +37,12 @@ Progress = Callable[[dict], None]
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a run; SET's defaults."""
+    """Everything that defines a run.
+
+    `recipe` names the preset of reference rules (trainer/recipes.py; None: the method's
+    default, `keras` for SET). `dropout`, `lr`, `momentum`, `weight_decay` and `sparse_output`
+    are rules too: None means the recipe's value. `rules` replaces any other rule by name.
+    """
 
     dataset: str = "mnist"
     method: str = "set"
@@ -42,19 +50,27 @@ class TrainConfig:
     epochs: int = 10
     epsilon: float = 20.0
     zeta: float = 0.3
+    recipe: str | None = None
     init: str = "er"  # initial topology of sparse methods: er, erk, uniform
     density: float | None = None  # target density for erk/uniform
-    sparse_output: bool = False
-    dropout: float = 0.0
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 2e-4
+    sparse_output: bool | None = None
+    dropout: float | None = None
+    lr: float | None = None
+    momentum: float | None = None
+    weight_decay: float | None = None
+    rules: dict = field(default_factory=dict)
     batch_size: int = 100
     seed: int = 0
     delta_t: int = 100  # RigL: batches between updates
     rigl_end: float = 0.75  # RigL: fraction of training after which the topology is frozen
     eval_batch_size: int = 1000
     threads: int | None = None  # torch CPU threads; results are bit-identical only for the same count
+
+    def resolved(self) -> Recipe:
+        overrides = dict(self.rules)
+        overrides.update(sparse_output=self.sparse_output, dropout=self.dropout, lr=self.lr,
+                         momentum=self.momentum, weight_decay=self.weight_decay)
+        return resolve_recipe(self.method, self.recipe, overrides)
 
     def validate(self) -> None:
         if self.method not in METHODS:
@@ -67,26 +83,26 @@ class TrainConfig:
             raise ConfigError(f"batch size must be at least 1; got {self.batch_size}")
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise ConfigError(f"hidden layer sizes must be positive integers; got {list(self.hidden)}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"dropout must be in [0, 1); got {self.dropout}")
-        if self.lr <= 0:
-            raise ConfigError(f"learning rate must be positive; got {self.lr}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be at least 1; got {self.threads}")
         if self.epsilon <= 0:
             raise ConfigError(f"epsilon must be positive; got {self.epsilon}")
-        make_algorithm(self.method, self.zeta, 1, self.delta_t, self.rigl_end)  # checks zeta, delta_t, rigl_end
+        recipe = self.resolved()
+        make_algorithm(self.method, self.zeta, 1, self.delta_t, self.rigl_end, recipe)  # checks zeta, delta_t, rigl_end
 
     def topology_init(self) -> str:
         return "dense" if self.method == "dense" else self.init
 
     def flat(self) -> dict:
-        """Flat scalar settings for the Run node (lists and None left out)."""
+        """Flat scalar settings for the Run node: the config's own and every resolved rule."""
         out = {}
         for k, v in asdict(self).items():
-            if k in ("dataset", "method", "epsilon", "zeta", "seed", "hidden") or v is None:
+            if k in ("dataset", "method", "epsilon", "zeta", "seed", "hidden", "rules", "recipe") or v is None:
                 continue
             out[k] = v
+        recipe = self.resolved()
+        out.update(recipe.rules())
+        out["recipe"] = recipe.name
         out["init"] = self.topology_init()
         return out
 
@@ -120,14 +136,15 @@ class TrainResult:
 
 
 @torch.no_grad()
-def evaluate(model: SparseMLP, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over a whole set, in eval mode."""
+def evaluate(model: SparseMLP, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+             loss_fn=F.cross_entropy) -> tuple[float, float]:
+    """Mean loss and accuracy over a whole set, in eval mode."""
     was_training = model.training
     model.eval()
     loss_sum, correct = 0.0, 0
     for i in range(0, len(x), batch_size):
         out = model(x[i:i + batch_size])
-        loss_sum += F.cross_entropy(out, y[i:i + batch_size], reduction="sum").item()
+        loss_sum += loss_fn(out, y[i:i + batch_size]).item() * len(out)
         correct += (out.argmax(1) == y[i:i + batch_size]).sum().item()
     model.train(was_training)
     return loss_sum / len(x), correct / len(x)
@@ -139,6 +156,27 @@ def _check_masks(masks: list, sizes: list[int]) -> None:
     for k, m in enumerate(masks):
         if m is not None and tuple(m.shape) != (sizes[k + 1], sizes[k]):
             raise ConfigError(f"initial mask {k} has shape {tuple(m.shape)}; the layer needs {(sizes[k + 1], sizes[k])}")
+
+
+def make_optimizer(model: SparseMLP, recipe: Recipe) -> torch.optim.SGD:
+    """SGD with momentum; weight decay inside the gradient only under the `coupled` rule."""
+    coupled = recipe.weight_decay if recipe.weight_decay_mode == "coupled" else 0.0
+    weights = [lin.weight for lin in model.linears]
+    biases = [lin.bias for lin in model.linears]
+    groups = [{"params": weights, "weight_decay": coupled},
+              {"params": biases, "weight_decay": coupled if recipe.decay_biases else 0.0}]
+    return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum)
+
+
+@torch.no_grad()
+def decay_decoupled(model: SparseMLP, recipe: Recipe) -> None:
+    """sparse-Python's `w += pdw - weight_decay * w`: the decay term is not scaled by the learning rate."""
+    if recipe.weight_decay_mode != "decoupled-per-batch" or recipe.weight_decay == 0:
+        return
+    for lin in model.linears:
+        lin.weight.mul_(1 - recipe.weight_decay)
+        if recipe.decay_biases:
+            lin.bias.mul_(1 - recipe.weight_decay)
 
 
 def train(
@@ -155,6 +193,7 @@ def train(
     topology the config would draw, e.g. for the paper's Figure 4 protocol.
     """
     config.validate()
+    recipe = config.resolved()
     progress = progress or (lambda _event: None)
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -163,44 +202,60 @@ def train(
     data_gen = torch.Generator().manual_seed(config.seed + 1)
     topo_gen = torch.Generator().manual_seed(config.seed + 2)
 
-    x_train = torch.from_numpy(np.ascontiguousarray(dataset.x_train))
+    xtr, xte = dataset.inputs(recipe.inputs)
+    x_train = torch.from_numpy(np.ascontiguousarray(xtr))
     y_train = torch.from_numpy(np.ascontiguousarray(dataset.y_train))
-    x_test = torch.from_numpy(np.ascontiguousarray(dataset.x_test))
+    x_test = torch.from_numpy(np.ascontiguousarray(xte))
     y_test = torch.from_numpy(np.ascontiguousarray(dataset.y_test))
-    n_batches = (len(x_train) + config.batch_size - 1) // config.batch_size
+    if recipe.drop_last_batch:
+        n_batches = len(x_train) // config.batch_size
+        if n_batches == 0:
+            raise ConfigError(f"batch size {config.batch_size} is larger than the {len(x_train)} training samples")
+    else:
+        n_batches = (len(x_train) + config.batch_size - 1) // config.batch_size
     total_batches = n_batches * config.epochs
 
     sizes = architecture(config, dataset)
     if masks is None:
-        masks = initial_masks(sizes, config.topology_init(), config.epsilon, init_gen, config.density, config.sparse_output)
+        masks = initial_masks(sizes, config.topology_init(), config.epsilon, init_gen, config.density,
+                              recipe.sparse_output, recipe.er_sampling)
     else:
         _check_masks(masks, sizes)
-    model = SparseMLP(sizes, masks, dropout=config.dropout, generator=init_gen)
-    algorithm = make_algorithm(config.method, config.zeta, total_batches, config.delta_t, config.rigl_end)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    model = SparseMLP(sizes, masks, dropout=recipe.dropout, generator=init_gen, weight_init=recipe.weight_init,
+                      mask_initial_weights=not recipe.first_batch_dense)
+    algorithm = make_algorithm(config.method, config.zeta, total_batches, config.delta_t, config.rigl_end, recipe)
+    optimizer = make_optimizer(model, recipe)
+    loss_fn = loss_function(recipe.loss)
 
     result = TrainResult(run_id=run_id, model=model)
     started = time.perf_counter()
     step = 0
 
-    def emit(epoch: int, train_loss: float, train_acc: float, added: int, removed: int,
+    def emit(epoch: int, train_loss: float, train_acc: float, changes: list | None = None,
              test: tuple[float, float] | None = None) -> None:
-        test_loss, test_acc = test or evaluate(model, x_test, y_test, config.eval_batch_size)
+        test_loss, test_acc = test or evaluate(model, x_test, y_test, config.eval_batch_size, loss_fn)
         metrics = {"train_loss": train_loss, "train_accuracy": train_acc, "test_loss": test_loss, "test_accuracy": test_acc}
         snap = to_snapshot(model, run_id, step, epoch, metrics)
-        snap.metrics.update(density=snap.density, n_synapses=snap.n_synapses, added=added, removed=removed)
+        changes = changes or []
+        snap.metrics.update(density=snap.density, n_synapses=snap.n_synapses,
+                            added=sum(c.added for c in changes), removed=sum(c.removed for c in changes),
+                            regrown_in_place=sum(c.regrown_in_place for c in changes))
         result.steps.append({"step": step, "epoch": epoch, **snap.metrics})
         progress({"kind": "snapshot", "step": step, "epoch": epoch, **snap.metrics})
         sink(snap)
 
     progress({"kind": "start", "epochs": config.epochs, "batches": n_batches, "architecture": sizes, "model": model})
-    emit(0, *evaluate(model, x_train, y_train, config.eval_batch_size), 0, 0)
+    emit(0, *evaluate(model, x_train, y_train, config.eval_batch_size, loss_fn))
 
     t = 0  # batches seen so far
+    applied = 0  # optimizer steps applied so far
+    last_update = None
     density = model.density()
     churn = 0
     for epoch in range(1, config.epochs + 1):
         model.train()
+        if recipe.momentum_reset_each_epoch:
+            optimizer.state.clear()  # the Keras code compiles a new optimizer every epoch
         order = torch.randperm(len(x_train), generator=data_gen)
         loss_sum, correct, seen = 0.0, 0, 0
         for b in range(n_batches):
@@ -208,17 +263,33 @@ def train(
             xb, yb = x_train[idx], y_train[idx]
             optimizer.zero_grad(set_to_none=False)
             out = model(xb)
-            loss = F.cross_entropy(out, yb)
+            loss = loss_fn(out, yb)
             loss.backward()
             t += 1
-            fraction = algorithm.schedule.at_batch(t)
+            if algorithm.counts_applied_steps:
+                fraction = algorithm.schedule.at_step(applied) if applied != last_update else None
+            else:
+                fraction = algorithm.schedule.at_step(t)
             grads = None
             if fraction is not None and algorithm.needs_gradient:
                 grads = [lin.weight.grad.detach().clone() for lin in model.linears]
-            # Masked gradients keep masked weights exactly zero: SGD's update there is
-            # lr * (momentum * 0 + 0 + weight_decay * 0) = 0 (tests check it after every step).
-            model.mask_grads()
-            optimizer.step()
+            skip_step = fraction is not None and recipe.rigl_skip_step_at_update
+            if skip_step:
+                # SparseRigLOptimizer: an update iteration changes the masks and applies no gradient.
+                last_update = applied
+                changes = update_topology(model, optimizer, algorithm, fraction, topo_gen, grads)
+            else:
+                # Masked gradients keep masked weights exactly zero: SGD's update there is
+                # lr * (momentum * 0 + 0 + weight_decay * 0) = 0 (tests check it after every step).
+                model.mask_grads()
+                decay_decoupled(model, recipe)
+                optimizer.step()
+                applied += 1
+                if recipe.first_batch_dense and applied == 1:
+                    model.apply_masks()  # Keras applies the mask constraint after the first update
+                if fraction is not None:
+                    last_update = applied
+                    changes = update_topology(model, optimizer, algorithm, fraction, topo_gen, grads)
 
             loss_sum += loss.item() * len(yb)
             correct += (out.argmax(1) == yb).sum().item()
@@ -228,32 +299,27 @@ def train(
                 "loss": loss_sum / seen, "accuracy": correct / seen, "density": density, "churn": churn,
             })
             if fraction is not None:
-                changes = update_topology(model, optimizer, algorithm, fraction, topo_gen, grads)
-                added = sum(c.added for c in changes)
-                removed = sum(c.removed for c in changes)
-                churn = added + removed
+                churn = sum(c.added + c.removed for c in changes)
                 step += 1
-                emit(epoch, loss_sum / seen, correct / seen, added, removed)
+                emit(epoch, loss_sum / seen, correct / seen, changes)
                 loss_sum, correct, seen = 0.0, 0, 0
 
         fraction = algorithm.schedule.at_epoch_end(epoch, config.epochs)
         if algorithm.name == "rigl":
             if epoch == config.epochs and seen:  # the final network, unless an update just captured it
                 step += 1
-                emit(epoch, loss_sum / seen, correct / seen, 0, 0)
+                emit(epoch, loss_sum / seen, correct / seen)
             continue
         train_loss, train_acc = loss_sum / seen, correct / seen
-        added = removed = 0
+        changes = None
         test = None
         if fraction is not None:
             # Metrics describe the trained network: evaluate before the topology changes.
-            test = evaluate(model, x_test, y_test, config.eval_batch_size)
+            test = evaluate(model, x_test, y_test, config.eval_batch_size, loss_fn)
             changes = update_topology(model, optimizer, algorithm, fraction, topo_gen)
-            added = sum(c.added for c in changes)
-            removed = sum(c.removed for c in changes)
-            churn = added + removed
+            churn = sum(c.added + c.removed for c in changes)
         step += 1
-        emit(epoch, train_loss, train_acc, added, removed, test)
+        emit(epoch, train_loss, train_acc, changes, test)
 
     result.seconds = time.perf_counter() - started
     progress({"kind": "end", "seconds": result.seconds})

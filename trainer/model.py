@@ -3,9 +3,14 @@
 Hidden layers use ReLU (optional dropout after each); the last layer gives logits.
 Masked weights are kept exactly zero: gradients are masked before every optimizer step
 (so momentum never builds up there) and the weights are masked again after it.
-Weights are drawn from U(-b, b), b = sqrt(6 / fan_in), with fan_in the layer's mean number
-of incoming connections per output neuron (He initialisation that accounts for sparsity);
-biases start at zero.
+Initial weights (`weight_init`; biases always start at zero):
+- glorot-uniform: U(-l, l), l = sqrt(6 / (n_in + n_out)) of the full matrix, then masked
+  (Keras's default kernel initialiser, which SET's Keras code uses under its mask);
+- randn/10: N(0, 1) / 10 at every connection (SET's sparse-Python code);
+- he-uniform-sparse: U(-b, b), b = sqrt(6 / fan_in) with fan_in the layer's mean number of
+  incoming connections per output neuron (sparsetopo-v0).
+A connection is a mask entry (or any entry of a layer without a mask), whatever its weight:
+a connection grown at weight 0 is in every snapshot.
 """
 from __future__ import annotations
 
@@ -19,10 +24,32 @@ from torch import nn
 from graphstore.model import Snapshot
 
 
+WEIGHT_INITS = ("glorot-uniform", "randn/10", "he-uniform-sparse")
+
+
 def init_bound(mask: torch.Tensor | None, n_in: int, n_out: int) -> float:
+    """he-uniform-sparse's bound."""
     connections = n_in * n_out if mask is None else int(mask.sum())
     fan_in = max(1.0, connections / n_out)
     return math.sqrt(6.0 / fan_in)
+
+
+def draw_weights(kind: str, count: int, n_in: int, n_out: int, mask: torch.Tensor | None,
+                 generator: torch.Generator | None) -> torch.Tensor:
+    """`count` fresh weights of a (n_out, n_in) layer under the initialisation `kind`."""
+    if kind == "zero":
+        return torch.zeros(count)
+    if kind == "randn/10":
+        return torch.randn(count, generator=generator) / 10
+    if kind == "glorot-uniform":
+        limit = math.sqrt(6.0 / (n_in + n_out))
+        return torch.empty(count).uniform_(-limit, limit, generator=generator)
+    if kind == "he-uniform-sparse":
+        b = init_bound(mask, n_in, n_out)
+        fresh = torch.empty(count).uniform_(-b, b, generator=generator)
+        fresh[fresh == 0] = b / 2  # this rule's connections were defined by nonzero weights
+        return fresh
+    raise ValueError(f"unknown weight initialisation '{kind}'")
 
 
 class SparseMLP(nn.Module):
@@ -32,6 +59,8 @@ class SparseMLP(nn.Module):
         masks: list[torch.Tensor | None],
         dropout: float = 0.0,
         generator: torch.Generator | None = None,
+        weight_init: str = "he-uniform-sparse",
+        mask_initial_weights: bool = True,
     ):
         super().__init__()
         if len(masks) != len(sizes) - 1:
@@ -49,11 +78,13 @@ class SparseMLP(nn.Module):
             self.masks.append(mask)
         with torch.no_grad():
             for lin, mask in zip(self.linears, self.masks):
-                b = init_bound(mask, lin.in_features, lin.out_features)
-                lin.weight.uniform_(-b, b, generator=generator)
+                n = lin.weight.numel()
+                w = draw_weights(weight_init, n, lin.in_features, lin.out_features, mask, generator)
+                lin.weight.copy_(w.view_as(lin.weight))
                 lin.bias.zero_()
         self.masks_changed()
-        self.apply_masks()
+        if mask_initial_weights:
+            self.apply_masks()
 
     def masks_changed(self) -> None:
         """Refresh the float copies of the masks (multiplying is cheaper than masked_fill with ~mask)."""
@@ -86,12 +117,23 @@ class SparseMLP(nn.Module):
         return sum(self.n_connections()) / sum(lin.weight.numel() for lin in self.linears)
 
 
+def layer_matrix(weight: np.ndarray, mask: np.ndarray | None) -> sp.csr_matrix:
+    """(n_in, n_out) CSR of a torch (n_out, n_in) weight whose stored entries are exactly the
+    connections: the mask's entries (zeros included), or every entry of a layer without a mask."""
+    wt = np.ascontiguousarray(weight.T)
+    keep = np.ones(wt.shape, dtype=bool) if mask is None else np.ascontiguousarray(mask.T)
+    counts = keep.sum(axis=1)
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    cols = np.nonzero(keep)[1]
+    return sp.csr_matrix((wt[keep].astype(np.float32), cols, indptr), shape=wt.shape)
+
+
 @torch.no_grad()
 def to_snapshot(model: SparseMLP, run_id: str, step: int, epoch: int | None, metrics: dict) -> Snapshot:
     """The model's topology as a Snapshot: matrix k is (n_in, n_out), the transpose of torch's weight."""
     layers, biases = [], []
-    for lin in model.linears:
+    for lin, mask in zip(model.linears, model.masks):
         w = lin.weight.detach().cpu().numpy()
-        layers.append(sp.csr_matrix(np.ascontiguousarray(w.T)))
+        layers.append(layer_matrix(w, None if mask is None else mask.cpu().numpy()))
         biases.append(lin.bias.detach().cpu().numpy().copy())
     return Snapshot(run_id=run_id, step=step, layers=layers, biases=biases, metrics=dict(metrics), epoch=epoch)

@@ -2,9 +2,11 @@
 
 Masks are bool tensors in torch's Linear orientation (out, in); None means a dense layer.
 
-- er: Erdős–Rényi with SET's epsilon, p = eps (n_in + n_out) / (n_in n_out); the layer gets
-  exactly round(p n_in n_out) = round(eps (n_in + n_out)) connections at uniformly random
-  positions (capped at n_in n_out, when the layer is dense).
+- er: Erdős–Rényi with SET's epsilon, p = eps (n_in + n_out) / (n_in n_out), drawn three ways
+  (`er_sampling`): `exact` gives exactly round(eps (n_in + n_out)) connections at uniformly
+  random positions (capped at a full layer); `bernoulli` keeps each position with probability p
+  (SET's Keras code, createWeightsMask); `with-replacement` draws int(eps (n_in + n_out))
+  positions with replacement, so repeats collapse (SET's sparse-Python code, createSparseWeights).
 - erk: for an MLP, Erdős–Rényi-Kernel reduces to the same per-layer scaling
   (n_in + n_out) / (n_in n_out); the scale is solved so the sparse layers together reach the
   target density, and layers that would exceed density 1 are made dense and the rest re-solved.
@@ -20,6 +22,7 @@ import torch
 from .errors import ConfigError
 
 INITS = ("er", "erk", "uniform", "dense")
+ER_SAMPLINGS = ("exact", "bernoulli", "with-replacement")
 
 
 def er_probability(epsilon: float, n_in: int, n_out: int) -> float:
@@ -39,6 +42,21 @@ def random_mask(n_out: int, n_in: int, count: int, generator: torch.Generator) -
     mask = torch.zeros(total, dtype=torch.bool)
     mask[torch.randperm(total, generator=generator)[:count]] = True
     return mask.view(n_out, n_in)
+
+
+def er_mask(n_out: int, n_in: int, epsilon: float, sampling: str, generator: torch.Generator) -> torch.Tensor:
+    """An Erdős–Rényi (n_out, n_in) mask drawn the way `sampling` names (see the module docstring)."""
+    if sampling == "exact":
+        return random_mask(n_out, n_in, er_connections(epsilon, n_in, n_out), generator)
+    if sampling == "bernoulli":
+        p = er_probability(epsilon, n_in, n_out)
+        return torch.rand(n_out, n_in, generator=generator, dtype=torch.float64) < p
+    if sampling == "with-replacement":
+        draws = int(epsilon * (n_in + n_out))
+        mask = torch.zeros(n_out * n_in, dtype=torch.bool)
+        mask[torch.randint(0, n_out * n_in, (draws,), generator=generator)] = True
+        return mask.view(n_out, n_in)
+    raise ConfigError(f"unknown er-sampling '{sampling}'; choose one of: {', '.join(ER_SAMPLINGS)}")
 
 
 def sparse_layer_flags(n_layers: int, sparse_output: bool) -> list[bool]:
@@ -104,10 +122,14 @@ def initial_masks(
     generator: torch.Generator,
     density: float | None = None,
     sparse_output: bool = False,
+    er_sampling: str = "exact",
 ) -> list[torch.Tensor | None]:
     if epsilon <= 0:
         raise ConfigError(f"epsilon must be positive; got {epsilon}")
     counts = layer_counts(sizes, init, epsilon, density, sparse_output)
+    if init == "er" and er_sampling != "exact":
+        return [None if c is None else er_mask(sizes[k + 1], sizes[k], epsilon, er_sampling, generator)
+                for k, c in enumerate(counts)]
     return [
         None if c is None else random_mask(sizes[k + 1], sizes[k], c, generator)
         for k, c in enumerate(counts)

@@ -10,7 +10,7 @@ import typer
 from ..errors import UsageError
 
 _SUMMARY_COLUMNS = ["step", "epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
-                    "density", "n_synapses", "added", "removed"]
+                    "density", "n_synapses", "added", "removed", "regrown_in_place"]
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:
@@ -93,6 +93,10 @@ class _Bar:
 def train(
     dataset: str = typer.Option("mnist", "--dataset", help="mnist, fashion-mnist or digits (8x8, no fetch)."),
     method: str = typer.Option("set", "--method", help="dense, static, set or rigl."),
+    recipe: str = typer.Option(None, "--recipe", help="Reference rules to follow: keras (default of set, static, "
+                               "dense), sparse-python, sparsetopo-v0, rigl (default of rigl). See docs/trainer.md."),
+    rule: list[str] = typer.Option(None, "--rule", help="Change one rule of the recipe, NAME=VALUE "
+                                   "(e.g. regrow_init=randn/10); repeatable."),
     epsilon: float = typer.Option(20.0, "--epsilon", help="Erdős–Rényi sparsity: p = eps (n_in + n_out) / (n_in n_out)."),
     zeta: float = typer.Option(0.3, "--zeta", help="Fraction removed per update (SET: per sign; RigL: initial cosine fraction)."),
     epochs: int = typer.Option(10, "--epochs"),
@@ -102,11 +106,13 @@ def train(
     name: str = typer.Option(None, "--name", help="A free-text name stored on the run."),
     init: str = typer.Option("er", "--init", help="Initial topology of sparse methods: er, erk or uniform."),
     density: float = typer.Option(None, "--density", help="Target density for erk/uniform (default: what er gives)."),
-    sparse_output: bool = typer.Option(False, "--sparse-output", help="Make the output layer sparse too."),
-    dropout: float = typer.Option(0.0, "--dropout"),
-    lr: float = typer.Option(0.01, "--lr"),
-    momentum: float = typer.Option(0.9, "--momentum"),
-    weight_decay: float = typer.Option(2e-4, "--weight-decay"),
+    sparse_output: bool = typer.Option(None, "--sparse-output/--dense-output",
+                                       help="Output layer sparse or dense (default: the recipe's)."),
+    dropout: float = typer.Option(None, "--dropout", help="Default: the recipe's (keras 0.3, others 0)."),
+    lr: float = typer.Option(None, "--lr", help="Default: the recipe's (0.01)."),
+    momentum: float = typer.Option(None, "--momentum", help="Default: the recipe's (0.9)."),
+    weight_decay: float = typer.Option(None, "--weight-decay", help="Default: the recipe's (keras 0, "
+                                       "sparse-python 2e-4 outside the learning rate, sparsetopo-v0 2e-4)."),
     batch_size: int = typer.Option(100, "--batch-size"),
     delta_t: int = typer.Option(100, "--delta-t", help="RigL: batches between topology updates."),
     rigl_end: float = typer.Option(0.75, "--rigl-end", help="RigL: fraction of training after which updates stop."),
@@ -124,14 +130,15 @@ def train(
 
     from trainer.data import check_name, load_dataset
     from trainer.loop import TrainConfig, run_info, train as train_loop
+    from trainer.recipes import parse_rule
 
     from ..output import emit
 
     config = TrainConfig(
-        dataset=check_name(dataset), method=method, hidden=parse_hidden(hidden), epochs=epochs, epsilon=epsilon,
-        zeta=zeta, init=init, density=density, sparse_output=sparse_output, dropout=dropout, lr=lr,
-        momentum=momentum, weight_decay=weight_decay, batch_size=batch_size, seed=seed, delta_t=delta_t,
-        rigl_end=rigl_end, threads=threads,
+        dataset=check_name(dataset), method=method, recipe=recipe, hidden=parse_hidden(hidden), epochs=epochs,
+        epsilon=epsilon, zeta=zeta, init=init, density=density, sparse_output=sparse_output, dropout=dropout,
+        lr=lr, momentum=momentum, weight_decay=weight_decay, rules=dict(parse_rule(r) for r in rule or []),
+        batch_size=batch_size, seed=seed, delta_t=delta_t, rigl_end=rigl_end, threads=threads,
     )
     config.validate()
     if queue_size < 1:
