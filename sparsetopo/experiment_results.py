@@ -1,28 +1,41 @@
-"""The paper's findings, measured: tables, NNSTD, verdicts, results.md, figures and the report.
+"""The paper's findings, measured from the stored runs: numbers and verdicts (written by experiment_writeup).
 
-Verdict rules (stated in results.md next to each verdict):
-1. Performance: for each data set, the best static configuration's mean final test
-   accuracy is within 0.5 percentage points of the dense mean or above it ("match or beat").
-2. Many winning tickets: for each (data set, ε) of SET, independent runs whose final
-   test accuracies differ by at most 1 point have final topologies at least 90 % as far
-   apart (NNSTD) as two independent random topologies of that setting are.
-3. Figure 4: the mean NNSTD among the 10 networks at the last epoch is at least twice
-   its value among the 10 initial topologies.
+Every verdict is "held", "did not hold" or "inconclusive at this budget", by a rule that can
+fail; none of them holds before training (a rule that compares with the untrained state would).
+1. Performance: the best sparse setting (static or SET) reaches the dense mean final test
+   accuracy within 0.5 points -> held. Otherwise, did not hold when every setting's curve has
+   flattened (its last fifth of training gained < 0.2 points), else inconclusive at this budget.
+2. Many winning tickets: independent SET runs of one setting whose final accuracies differ by
+   <= 1 point moved away from their own starting topologies (NNSTD to their start >= half the
+   random reference) and still are as far from each other as random topologies are (final NNSTD
+   >= 0.9 x the NNSTD of their unrelated starts) -> held; moved but came closer -> did not hold
+   (they converged on shared structure); did not move that far -> inconclusive at this budget.
+   Beside it: the correlation of the runs' input-degree maps, a coarse shared structure NNSTD
+   does not see.
+3. Figure 4: from ten topologies 1 % apart, the mean layer-0 NNSTD among them at the last
+   reported epoch covers at least half of the way from its initial value to the NNSTD of
+   independent random topologies of the same size (progress >= 0.5) -> held ("evolve into very
+   different topologies"); below -> did not hold (they kept a shared core). A run that did not
+   reach the last reported epoch makes it inconclusive.
 """
 from __future__ import annotations
 
 import itertools
 import statistics
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .experiment import scale_tag
+import numpy as np
 
 MATCH_TOLERANCE = 0.005
+FLAT_GAIN = 0.002
 SIMILAR_ACCURACY = 0.01
 FAR_FRACTION = 0.9
-FIG4_GROWTH = 2.0
+MOVED_FRACTION = 0.5
+FIG4_PROGRESS = 0.5
+RANDOM_REFERENCE_SEED = 4321
+
+HELD, NOT_HELD, INCONCLUSIVE = "held", "did not hold", "inconclusive at this budget"
 
 
 @dataclass
@@ -32,8 +45,7 @@ class Findings:
     evolution: dict[str, list[float]] = field(default_factory=dict)  # run_id -> NNSTD to step 0 per step
     pairs: list[dict] = field(default_factory=list)
     claim2: list[dict] = field(default_factory=list)
-    fig4: dict[int, list[list[float]]] = field(default_factory=dict)  # epoch -> matrix
-    fig4_labels: list[str] = field(default_factory=list)
+    fig4: dict = field(default_factory=dict)  # see figure4()
     claim3: dict = field(default_factory=dict)
     figures: list[str] = field(default_factory=list)
 
@@ -44,38 +56,56 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def _accuracies(store, run_id: str) -> tuple[float, float, int]:
-    snaps = store.list_snapshots(run_id)
-    accs = [s.get("test_accuracy") for s in snaps[1:] if s.get("test_accuracy") is not None]
-    return accs[-1], max(accs), snaps[0]["n_synapses"]
+def _curve(store, run_id: str) -> list[float]:
+    return [s["test_accuracy"] for s in store.list_snapshots(run_id)[1:] if s.get("test_accuracy") is not None]
 
 
-def performance(store, specs) -> tuple[list[dict], list[dict]]:
+def _flattened(curve: list[float]) -> bool:
+    tail = max(1, len(curve) // 5)
+    return len(curve) > tail and curve[-1] - curve[-1 - tail] < FLAT_GAIN
+
+
+def performance(store, specs, epochs: int) -> tuple[list[dict], list[dict]]:
     groups: dict[tuple, list] = {}
     for s in specs:
         if s.part == "performance":
             groups.setdefault((s.dataset, s.method, s.epsilon), []).append(s.run_id)
     rows = []
     for (ds, method, eps), runs in groups.items():
-        finals, bests, params = zip(*(_accuracies(store, r) for r in runs))
-        fm, fs = _mean_std(list(finals))
-        bm, bs = _mean_std(list(bests))
-        rows.append({"dataset": ds, "method": method, "epsilon": eps, "seeds": len(runs), "parameters": params[0],
-                     "final_mean": fm, "final_std": fs, "best_mean": bm, "best_std": bs})
+        curves = [_curve(store, r) for r in runs]
+        fm, fs = _mean_std([c[-1] for c in curves])
+        bm, bs = _mean_std([max(c) for c in curves])
+        params = store.list_snapshots(runs[0])[0]["n_synapses"]
+        rows.append({"dataset": ds, "method": method, "epsilon": eps, "epochs": epochs, "seeds": len(runs),
+                     "parameters": params, "final_mean": fm, "final_std": fs, "best_mean": bm, "best_std": bs,
+                     "flattened": all(_flattened(c) for c in curves)})
     verdicts = []
     for ds in dict.fromkeys(r["dataset"] for r in rows):
-        dense = next(r for r in rows if r["dataset"] == ds and r["method"] == "dense")
-        statics = [r for r in rows if r["dataset"] == ds and r["method"] == "static"]
-        sets = [r for r in rows if r["dataset"] == ds and r["method"] == "set"]
-        best_static = max(statics, key=lambda r: r["final_mean"])
-        best_set = max(sets, key=lambda r: r["final_mean"])
-        verdicts.append({
-            "dataset": ds, "dense": dense["final_mean"], "best_static": best_static["final_mean"],
-            "best_static_epsilon": best_static["epsilon"], "best_set": best_set["final_mean"],
-            "best_set_epsilon": best_set["epsilon"],
-            "held": best_static["final_mean"] >= dense["final_mean"] - MATCH_TOLERANCE,
-        })
+        mine = [r for r in rows if r["dataset"] == ds]
+        dense = next(r for r in mine if r["method"] == "dense")
+        best = {m: max((r for r in mine if r["method"] == m), key=lambda r: r["final_mean"]) for m in ("static", "set")}
+        best_sparse = max(best.values(), key=lambda r: r["final_mean"])
+        if best_sparse["final_mean"] >= dense["final_mean"] - MATCH_TOLERANCE:
+            verdict = HELD
+        elif all(r["flattened"] for r in mine):
+            verdict = NOT_HELD
+        else:
+            verdict = INCONCLUSIVE
+        verdicts.append({"dataset": ds, "dense": dense["final_mean"], "best_static": best["static"]["final_mean"],
+                         "best_static_epsilon": best["static"]["epsilon"], "best_set": best["set"]["final_mean"],
+                         "best_set_epsilon": best["set"]["epsilon"], "verdict": verdict})
     return rows, verdicts
+
+
+def input_degree_map(layers) -> np.ndarray:
+    """Connections leaving each input (row counts of layer 0): where a network looks."""
+    return np.diff(layers[0].tocsr().indptr).astype(np.float64)
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    if a.std() == 0 or b.std() == 0:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
 
 
 def evolution_and_pairs(store, specs, findings: Findings, log, workers: int | None = None) -> None:
@@ -84,7 +114,7 @@ def evolution_and_pairs(store, specs, findings: Findings, log, workers: int | No
     from .pipelines import nnstd_evolution
 
     set_runs = [s for s in specs if s.part == "performance" and s.method == "set"]
-    ends = {}  # run_id -> (initial layers, final layers), each read once
+    ends = {}  # run_id -> (first step, last step, initial layers, final layers), each read once
     for s in set_runs:
         rows = nnstd_evolution(store, s.run_id, "initial", "exact", workers, purpose="evolution")
         findings.evolution[s.run_id] = [0.0] + [r["distance"] for r in rows]
@@ -102,50 +132,138 @@ def evolution_and_pairs(store, specs, findings: Findings, log, workers: int | No
             init, final = nnstd(a_init, b_init), nnstd(a_final, b_final)
             store.write_nnstd(a.run_id, a0, b.run_id, b0, init.distance, init.layers, "exact", purpose="independent-initial")
             store.write_nnstd(a.run_id, a1, b.run_id, b1, final.distance, final.layers, "exact", purpose="independent-final")
-            acc_a, acc_b = _accuracies(store, a.run_id)[0], _accuracies(store, b.run_id)[0]
-            group_pairs.append({"dataset": ds, "epsilon": eps, "a": a.run_id, "b": b.run_id,
-                                "nnstd_initial": init.distance, "nnstd_final": final.distance,
-                                "accuracy_a": acc_a, "accuracy_b": acc_b, "accuracy_gap": abs(acc_a - acc_b)})
+            acc_a, acc_b = _curve(store, a.run_id)[-1], _curve(store, b.run_id)[-1]
+            group_pairs.append({
+                "dataset": ds, "epsilon": eps, "a": a.run_id, "b": b.run_id,
+                "nnstd_initial": init.distance, "nnstd_final": final.distance,
+                "moved_a": findings.evolution[a.run_id][-1], "moved_b": findings.evolution[b.run_id][-1],
+                "degree_corr_initial": _correlation(input_degree_map(a_init), input_degree_map(b_init)),
+                "degree_corr_final": _correlation(input_degree_map(a_final), input_degree_map(b_final)),
+                "accuracy_a": acc_a, "accuracy_b": acc_b, "accuracy_gap": abs(acc_a - acc_b)})
         findings.pairs.extend(group_pairs)
         similar = [p for p in group_pairs if p["accuracy_gap"] <= SIMILAR_ACCURACY]
         reference = statistics.fmean(p["nnstd_initial"] for p in group_pairs)
-        far = [p for p in similar if p["nnstd_final"] >= FAR_FRACTION * reference]
+        moved = [p for p in similar if min(p["moved_a"], p["moved_b"]) >= MOVED_FRACTION * reference]
+        far = [p for p in moved if p["nnstd_final"] >= FAR_FRACTION * reference]
+        if not similar or len(moved) < len(similar):
+            verdict = INCONCLUSIVE
+        else:
+            verdict = HELD if len(far) == len(similar) else NOT_HELD
         findings.claim2.append({
             "dataset": ds, "epsilon": eps, "pairs": len(group_pairs), "similar_accuracy_pairs": len(similar),
             "random_reference": reference,
             "mean_final_nnstd_similar": statistics.fmean(p["nnstd_final"] for p in similar) if similar else None,
-            "held": bool(similar) and len(far) == len(similar),
+            "mean_moved": statistics.fmean(findings.evolution[s.run_id][-1] for s in runs),
+            "degree_corr_initial": statistics.fmean(p["degree_corr_initial"] for p in group_pairs),
+            "degree_corr_final": statistics.fmean(p["degree_corr_final"] for p in group_pairs),
+            "verdict": verdict,
         })
 
 
-def figure4(store, specs, findings: Findings, figures_dir: Path, workers: int | None = None) -> None:
+# --- Figure 4 --------------------------------------------------------------------------------------
+
+def _keys(m) -> np.ndarray:
+    c = m.tocoo()
+    return np.unique(c.row.astype(np.int64) * m.shape[1] + c.col)
+
+
+def _off_diagonal_mean(m: np.ndarray) -> float:
+    n = m.shape[0]
+    return float(m[~np.eye(n, dtype=bool)].mean()) if n > 1 else float("nan")
+
+
+def random_reference(scale, sizes: list[int], workers: int | None = None) -> dict[int, float]:
+    """Mean NNSTD per layer among independent Erdős–Rényi topologies of Figure 4's size and density."""
+    import scipy.sparse as sp
+    import torch
+
+    from analysis.nnstd_parallel import nnstd_matrix
+    from trainer.sparse import random_mask
+
+    gen = torch.Generator().manual_seed(RANDOM_REFERENCE_SEED)
+    nets = []
+    for _ in range(scale.fig4_count):
+        layers = []
+        for k in range(len(sizes) - 1):
+            n_in, n_out = sizes[k], sizes[k + 1]
+            if k == len(sizes) - 2:  # the dense output layer
+                layers.append(sp.csr_matrix(np.ones((n_in, n_out), np.float32)))
+            else:
+                mask = random_mask(n_out, n_in, max(1, round(scale.fig4_density * n_in * n_out)), gen)
+                layers.append(sp.csr_matrix(mask.numpy().T.astype(np.float32)))
+        nets.append(layers)
+    result = nnstd_matrix(nets, workers=workers)
+    return {k: _off_diagonal_mean(result["layers"][:, :, k]) for k in range(len(sizes) - 1)}
+
+
+def figure4(store, scale, specs, findings: Findings, figures_dir: Path, workers: int | None = None) -> None:
+    """NNSTD among the ten networks per layer at the paper's epochs, the random reference, survival of
+    each network's epoch-0 connections, and the fingerprints the paper's published networks carry.
+
+    The paper's epoch e is this project's step e + 1: its epoch_000 files are already after one epoch
+    of training and one topology update. Step 0 (the untrained topologies) is reported as "initial".
+    """
     from analysis.heatmap import plot_distance_heatmap
     from analysis.nnstd_parallel import nnstd_matrix
 
     runs = sorted((s for s in specs if s.part == "figure4"), key=lambda s: s.fig4_index)
-    findings.fig4_labels = [f"t{s.fig4_index}" for s in runs]
-    steps_of = {s.run_id: [x["step"] for x in store.list_snapshots(s.run_id)] for s in runs}
-    common = sorted(set.intersection(*(set(v) for v in steps_of.values())))
-    for step in common:
+    labels = [f"t{s.fig4_index}" for s in runs]
+    steps_of = [{x["step"]: x for x in store.list_snapshots(s.run_id)} for s in runs]
+    common = set.intersection(*(set(v) for v in steps_of))
+    wanted = [("initial", 0)] + [(e, e + 1) for e in scale.fig4_report]
+    reported = [(e, step) for e, step in wanted if step in common]
+    first_keys = {}
+    out = {"epochs": scale.fig4_epochs, "layer_mean": {}, "initial_layer_mean": {}, "survival": {},
+           "weight_std": {}, "connections": {}, "nonzero_connections": {}, "accuracy": {}, "labels": labels}
+    for e, step in reported:
         nets = [store.read_snapshot(s.run_id, step).layers for s in runs]
         result = nnstd_matrix(nets, workers=workers)
-        d = result["distance"]
+        d, per_layer = result["distance"], result["layers"]
         for i, j in itertools.combinations(range(len(runs)), 2):
             store.write_nnstd(runs[i].run_id, step, runs[j].run_id, step, float(d[i, j]),
-                              [float(x) for x in result["layers"][i, j]], "exact", purpose="figure4")
-        findings.fig4[step] = d.tolist()
-        path = figures_dir / f"fig4_step_{step:03d}.png"
-        plot_distance_heatmap(d, findings.fig4_labels, path, title=f"NNSTD among the 10 SET networks, epoch {step}")
+                              [float(x) for x in per_layer[i, j]], "exact", purpose="figure4")
+        n_layers = per_layer.shape[2]
+        means = {k: _off_diagonal_mean(per_layer[:, :, k]) for k in range(n_layers)}
+        if e == "initial":
+            out["initial_layer_mean"] = means
+        else:
+            for k, v in means.items():
+                out["layer_mean"].setdefault(k, {})[e] = v
+        if step == 1:
+            first_keys = {i: [_keys(m) for m in net] for i, net in enumerate(nets)}
+        if e != "initial":
+            for k in range(n_layers):
+                if first_keys:
+                    alive = [np.isin(first_keys[i][k], _keys(net[k]), assume_unique=True).mean()
+                             for i, net in enumerate(nets)]
+                    out["survival"].setdefault(k, {})[e] = float(np.mean(alive))
+                out["weight_std"].setdefault(k, {})[e] = float(np.mean([net[k].data.std() for net in nets]))
+                out["connections"].setdefault(k, {})[e] = float(np.mean([net[k].nnz for net in nets]))
+                out["nonzero_connections"].setdefault(k, {})[e] = float(
+                    np.mean([int((net[k].data != 0).sum()) for net in nets]))
+            out["accuracy"][e] = float(np.mean([steps_of[i][step]["test_accuracy"] for i in range(len(runs))]))
+        name = "initial" if e == "initial" else f"epoch_{e:03d}"
+        path = figures_dir / f"fig4_layer0_{name}.png"
+        title = "initial topologies" if e == "initial" else f"epoch {e}"
+        plot_distance_heatmap(per_layer[:, :, 0], labels, path, title=f"NNSTD, layer 0, among the ten: {title}")
         findings.figures.append(str(path))
-    n = len(runs)
+    sizes = list(store.get_run(runs[0].run_id)["architecture"])
+    out["random_reference"] = random_reference(scale, sizes, workers)
+    out["final_accuracies"] = [steps_of[i][max(common)]["test_accuracy"] for i in range(len(runs))]
+    findings.fig4 = out
 
-    def off_mean(m):
-        return statistics.fmean(m[i][j] for i in range(n) for j in range(n) if i != j)
-
-    first, last = common[0], common[-1]
-    findings.claim3 = {"initial_mean": off_mean(findings.fig4[first]), "final_mean": off_mean(findings.fig4[last]),
-                       "final_epoch": last}
-    findings.claim3["held"] = findings.claim3["final_mean"] >= FIG4_GROWTH * findings.claim3["initial_mean"]
+    last_wanted = wanted[-1][0]
+    initial0 = out["initial_layer_mean"].get(0)
+    ref0 = out["random_reference"][0]
+    last_epoch = max((e for e, _ in reported if e != "initial"), default=None)
+    final0 = out["layer_mean"].get(0, {}).get(last_epoch) if last_epoch is not None else None
+    progress = None if final0 is None or initial0 is None else (final0 - initial0) / (ref0 - initial0)
+    if progress is None or last_epoch != last_wanted:
+        verdict = INCONCLUSIVE
+    else:
+        verdict = HELD if progress >= FIG4_PROGRESS else NOT_HELD
+    findings.claim3 = {"initial_mean": initial0, "final_mean": final0, "final_epoch": last_epoch,
+                       "random_reference": ref0, "progress": progress, "verdict": verdict}
 
 
 def accuracy_figure(store, specs, figures_dir: Path, findings: Findings) -> None:
@@ -154,30 +272,45 @@ def accuracy_figure(store, specs, figures_dir: Path, findings: Findings) -> None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    datasets = list(dict.fromkeys(s.dataset for s in specs if s.part == "performance"))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
-    for ax, ds in zip(axes[0], datasets):
-        for s in specs:
-            if s.part != "performance" or s.dataset != ds or s.seed != specs[0].seed:
-                continue
-            snaps = store.list_snapshots(s.run_id)
-            label = s.method if s.epsilon is None else f"{s.method} ε={s.epsilon:g}"
-            ax.plot([x["epoch"] for x in snaps[1:]], [x["test_accuracy"] for x in snaps[1:]], marker="o", label=label)
-        ax.set_title(f"{ds}: test accuracy (seed {specs[0].seed})")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("test accuracy")
-        ax.legend(fontsize=8)
-    _save(plt, fig, figures_dir / "accuracy.png", findings)
+    perf = [s for s in specs if s.part == "performance"]
+    if perf:
+        datasets = list(dict.fromkeys(s.dataset for s in perf))
+        fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
+        for ax, ds in zip(axes[0], datasets):
+            for s in perf:
+                if s.dataset != ds or s.seed != perf[0].seed:
+                    continue
+                snaps = store.list_snapshots(s.run_id)
+                label = s.method if s.epsilon is None else f"{s.method} ε={s.epsilon:g}"
+                ax.plot([x["epoch"] for x in snaps[1:]], [x["test_accuracy"] for x in snaps[1:]], label=label)
+            ax.set_title(f"{ds}: test accuracy (seed {perf[0].seed})")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel("test accuracy")
+            ax.legend(fontsize=8)
+        _save(plt, fig, figures_dir / "accuracy.png", findings)
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for run_id, series in findings.evolution.items():
-        ax.plot(range(len(series)), series, label=run_id.replace("paper-", ""))
-    ax.set_xlabel("evolution step (epoch)")
-    ax.set_ylabel("NNSTD to the initial topology")
-    ax.set_ylim(0, 1)
-    ax.set_title("SET: distance from the initial topology")
-    ax.legend(fontsize=6)
-    _save(plt, fig, figures_dir / "evolution.png", findings)
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for run_id, series in findings.evolution.items():
+            ax.plot(range(len(series)), series, label=run_id.replace("paper-", ""))
+        ax.set_xlabel("evolution step (epoch)")
+        ax.set_ylabel("NNSTD to the initial topology")
+        ax.set_ylim(0, 1)
+        ax.set_title("SET: distance from the initial topology")
+        ax.legend(fontsize=6)
+        _save(plt, fig, figures_dir / "evolution.png", findings)
+
+    if findings.fig4.get("layer_mean"):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for k, series in findings.fig4["layer_mean"].items():
+            xs = sorted(series)
+            line, = ax.plot(xs, [series[x] for x in xs], marker="o", label=f"layer {k}")
+            ax.axhline(findings.fig4["random_reference"][k], color=line.get_color(), linestyle=":", linewidth=1)
+        ax.set_xlabel("epoch (the paper's numbering)")
+        ax.set_ylabel("mean NNSTD among the ten")
+        ax.set_ylim(0, 1)
+        ax.set_title("Figure 4: similar starts against independent random topologies (dotted)")
+        ax.legend(fontsize=8)
+        _save(plt, fig, figures_dir / "fig4_curves.png", findings)
 
 
 def _save(plt, fig, path: Path, findings: Findings) -> None:
@@ -191,108 +324,18 @@ def analyse(store, state, log, workers: int | None = None) -> Findings:
     figures_dir = state.out / "figures"
     figures_dir.mkdir(parents=True, exist_ok=True)
     findings = Findings()
-    log("performance tables")
-    findings.performance, findings.claim1 = performance(store, state.specs)
-    log("NNSTD: evolution of every SET run and pairs of independent runs")
-    evolution_and_pairs(store, state.specs, findings, log, workers)
-    log("NNSTD: Figure 4 heatmaps")
-    figure4(store, state.specs, findings, figures_dir, workers)
+    if any(s.part == "performance" for s in state.specs):
+        log("performance tables")
+        findings.performance, findings.claim1 = performance(store, state.specs, state.scale.epochs)
+        log("NNSTD: evolution of every SET run and pairs of independent runs")
+        evolution_and_pairs(store, state.specs, findings, log, workers)
+    if any(s.part == "figure4" for s in state.specs):
+        log("NNSTD: Figure 4")
+        figure4(store, state.scale, state.specs, findings, figures_dir, workers)
     accuracy_figure(store, state.specs, figures_dir, findings)
     return findings
 
 
-def _pct(x) -> str:
-    return "—" if x is None else f"{100 * x:.2f}"
-
-
-def _yes(held: bool) -> str:
-    return "**held**" if held else "**did not hold**"
-
-
-def results_markdown(state, findings: Findings, wall_seconds: float, sources: dict[str, str], command: str,
-                     architecture: str) -> str:
-    s = state.scale
-    lines = [
-        f"# The paper's findings, measured ({s.name} scale)",
-        "",
-        f"Command: `{command}`  ",
-        f"Wall time: {wall_seconds / 60:.1f} min on this machine ({len(state.trained)} runs trained, "
-        f"{len(state.skipped)} already complete and skipped).  ",
-        f"Architecture: {architecture}, {s.epochs} epochs, seeds {list(s.seeds)}, "
-        f"ε ∈ {list(s.epsilons)}, SET ζ = 0.3, SGD lr 0.01 momentum 0.9 weight decay 2e-4, batch 100.  ",
-        "Data: " + "; ".join(f"{k}: {v}" for k, v in sources.items()) + ".",
-        "",
-        "## 1. Performance: dense vs static Erdős–Rényi vs SET",
-        "",
-        "| data set | method | ε | parameters | final test acc. % (mean ± std) | best test acc. % (mean ± std) | seeds |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in findings.performance:
-        eps = "—" if r["epsilon"] is None else f"{r['epsilon']:g}"
-        lines.append(f"| {r['dataset']} | {r['method']} | {eps} | {r['parameters']:,} | {_pct(r['final_mean'])} ± {_pct(r['final_std'])} "
-                     f"| {_pct(r['best_mean'])} ± {_pct(r['best_std'])} | {r['seeds']} |")
-    lines += ["", f"Claim: sparse networks, even static ones, can match or beat the dense network. Rule: the best static "
-              f"setting's mean final accuracy is at least the dense mean − {100 * MATCH_TOLERANCE:g} points.", ""]
-    for v in findings.claim1:
-        lines.append(f"- {v['dataset']}: dense {_pct(v['dense'])} %, best static (ε={v['best_static_epsilon']:g}) "
-                     f"{_pct(v['best_static'])} %, best SET (ε={v['best_set_epsilon']:g}) {_pct(v['best_set'])} % → {_yes(v['held'])}.")
-    lines += ["", "## 2. Topological evolution under SET", "",
-              "NNSTD of each SET run's snapshot to its own initial topology, per epoch:", "",
-              "| run | " + " | ".join(f"epoch {i}" for i in range(max(len(v) for v in findings.evolution.values()))) + " |",
-              "|---|" + "---|" * max(len(v) for v in findings.evolution.values())]
-    for run_id, series in findings.evolution.items():
-        lines.append(f"| {run_id} | " + " | ".join(f"{x:.3f}" for x in series) + " |")
-    lines += ["", "Independent runs of the same setting (different seeds):", "",
-              "| data set | ε | run A | run B | NNSTD initial | NNSTD final | acc. A % | acc. B % |", "|---|---|---|---|---|---|---|---|"]
-    for p in findings.pairs:
-        lines.append(f"| {p['dataset']} | {p['epsilon']:g} | {p['a']} | {p['b']} | {p['nnstd_initial']:.3f} | {p['nnstd_final']:.3f} "
-                     f"| {_pct(p['accuracy_a'])} | {_pct(p['accuracy_b'])} |")
-    lines += ["", f"Claim: very different topologies reach similar performance (many winning tickets). Rule: pairs whose final "
-              f"accuracies differ by ≤ {100 * SIMILAR_ACCURACY:g} point have final NNSTD ≥ {FAR_FRACTION:g} × the NNSTD of two "
-              "independent random topologies of that setting (their initial topologies).", ""]
-    for c in findings.claim2:
-        mean = "—" if c["mean_final_nnstd_similar"] is None else f"{c['mean_final_nnstd_similar']:.3f}"
-        lines.append(f"- {c['dataset']}, ε={c['epsilon']:g}: {c['similar_accuracy_pairs']} of {c['pairs']} pairs within "
-                     f"{100 * SIMILAR_ACCURACY:g} point; their mean final NNSTD {mean} vs random reference "
-                     f"{c['random_reference']:.3f} → {_yes(c['held'])}.")
-    c3 = findings.claim3
-    lines += ["", "## 3. Figure 4: similar initial topologies evolve into different ones", "",
-              f"One initial topology at {100 * s.fig4_density:g} % density in the sparse layers, {s.fig4_count - 1} more each "
-              f"changing {100 * s.fig4_change:g} % of the previous one's connections, all trained with SET on {s.datasets[0]}.", "",
-              "| epoch | mean NNSTD among the networks | max |", "|---|---|---|"]
-    n = len(findings.fig4_labels)
-    for step, m in findings.fig4.items():
-        off = [m[i][j] for i in range(n) for j in range(n) if i != j]
-        lines.append(f"| {step} | {statistics.fmean(off):.3f} | {max(off):.3f} |")
-    lines += ["", f"Claim: similar initial topologies evolve into very different ones. Rule: the mean NNSTD at the last epoch is "
-              f"≥ {FIG4_GROWTH:g} × the initial one. Measured {c3['initial_mean']:.3f} → {c3['final_mean']:.3f} "
-              f"at epoch {c3['final_epoch']} → {_yes(c3['held'])}.", "", "## Figures", ""]
-    for f in findings.figures:
-        name = Path(f).name
-        lines.append(f"![{name}](figures/{name})")
-    lines += ["", "Everything above is stored in the graph store: runs `paper-" + scale_tag(s) + "-*`, their snapshots, and NNSTD "
-              "relationships (property `purpose`: evolution, independent-initial, independent-final, figure4).", ""]
-    return "\n".join(lines)
-
-
-def write_outputs(store, state, findings: Findings, wall_seconds: float, command: str, log) -> dict:
-    from .report import render
-    from .report_data import gather
-
-    sources = {}
-    for spec in state.specs:
-        if spec.dataset not in sources:
-            run = store.get_run(spec.run_id)
-            sources[spec.dataset] = str(run.get("dataset_source", "unknown"))
-    arch = "; ".join(f"{ds}: {'-'.join(map(str, store.get_run(next(x.run_id for x in state.specs if x.dataset == ds))['architecture']))}"
-                     for ds in sources)
-    md = results_markdown(state, findings, wall_seconds, sources, command, arch)
-    (state.out / "results.md").write_text(md, encoding="utf-8")
-    # The report: one seed of every performance setting on the first data set, and Figure 4's networks.
-    first = state.specs[0]
-    report_runs = [s.run_id for s in state.specs
-                   if (s.part == "performance" and s.seed == first.seed and s.dataset == first.dataset) or s.part == "figure4"]
-    log(f"report over {len(report_runs)} runs")
-    data = gather(store, report_runs, compute=True)
-    (state.out / "report.html").write_text(render(data, command, time.time()), encoding="utf-8")
-    return {"results": str(state.out / "results.md"), "report": str(state.out / "report.html")}
+def verdicts(findings: Findings) -> list[str]:
+    return ([v["verdict"] for v in findings.claim1] + [c["verdict"] for c in findings.claim2]
+            + ([findings.claim3["verdict"]] if findings.claim3 else []))
