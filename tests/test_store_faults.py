@@ -274,3 +274,15 @@ def test_check_reports_lifetimes_it_cannot_rebuild_and_exits_non_zero(store, cli
         assert r.exit_code == 1
         assert "delete it and write it again" in r.stderr
         assert "Traceback" not in r.stderr
+
+
+def test_an_import_that_fails_half_way_marks_its_run_failed(store, tmp_path):
+    snaps = _npz_run(tmp_path / "run", "halfway", steps=4, sizes=(20, 12, 4))
+    (tmp_path / "run" / "epoch_003" / "weight_l1.npz").write_bytes(b"not an npz file")
+    r = subprocess.run(_cli("import", "npz", tmp_path / "run", "--run-id", "halfway"),
+                       capture_output=True, text=True, env=_env(), timeout=300)
+    _one_line_error(r)
+    run = store.get_run("halfway")
+    assert run["status"] == "failed" and run["writer"] is None
+    assert run["snapshots"] == 2
+    assert_consistent(store, "halfway", snaps[:2])
