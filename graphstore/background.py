@@ -5,7 +5,8 @@ snapshots behind. Each snapshot is one transaction (store.write_snapshot), so th
 ever holds whole snapshots. An error in the writer thread is raised in the training thread at
 its next hand-over (or at close); after an error the writer discards what is still queued.
 On exit the queue is drained (queued snapshots are complete, so they are worth keeping); a
-second Ctrl-C while draining drops the rest, whole snapshots only.
+second Ctrl-C while draining drops the rest, whole snapshots only. Further Ctrl-C never cut short
+the transaction in flight or the marking of the run: the training thread waits for both.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
+from .errors import RunConflictError
 from .model import RunInfo, Snapshot
 
 _STOP = object()
@@ -35,6 +37,8 @@ class BackgroundWriter:
         self._closed = False
         self._stop_sent = False
         self.written = 0
+        self.stored = 0  # writes that stored something (a write returning False stored nothing)
+        self._finished = threading.Event()
         self.dropped = 0
         self.wait_seconds = 0.0  # time the training thread spent blocked on a full queue
         self.write_seconds = 0.0  # time the writer thread spent in transactions
@@ -43,6 +47,12 @@ class BackgroundWriter:
         self._thread.start()
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self._finished.set()
+
+    def _loop(self) -> None:
         while True:
             item = self._queue.get()
             try:
@@ -53,7 +63,8 @@ class BackgroundWriter:
                     continue
                 started = time.perf_counter()
                 try:
-                    self._write(item)
+                    if self._write(item) is not False:
+                        self.stored += 1
                     self.written += 1
                 except BaseException as exc:  # noqa: BLE001 - handed to the training thread
                     self._error = exc
@@ -96,19 +107,21 @@ class BackgroundWriter:
             except KeyboardInterrupt:
                 # A second Ctrl-C: keep only the transaction in flight, drop whole queued snapshots.
                 self._drop.set()
-                self._join()
+                wait_through_interrupts(self._join)
                 raise
         self._raise_pending()
 
     def _join(self) -> None:
-        while not self._stop_sent and self._thread.is_alive():
+        # Not Thread.join()/is_alive(): in Python 3.11 a KeyboardInterrupt that interrupts join()
+        # leaves is_alive() False while the thread is still inside a transaction.
+        while not self._stop_sent and not self._finished.is_set():
             try:
                 self._queue.put(_STOP, timeout=0.2)
                 self._stop_sent = True
             except queue.Full:
                 continue
-        while self._thread.is_alive():
-            self._thread.join(timeout=0.2)
+        while not self._finished.wait(0.2):
+            pass
 
     def __enter__(self) -> "BackgroundWriter":
         return self
@@ -124,6 +137,35 @@ class BackgroundWriter:
             pass
 
 
+def wait_through_interrupts(work: Callable[[], object]) -> bool:
+    """Run `work` to its end on this thread's behalf even if Ctrl-C is pressed meanwhile.
+
+    `work` runs on a helper thread (KeyboardInterrupt only ever reaches the main thread); returns
+    whether Ctrl-C was pressed while waiting. work's own exception is re-raised."""
+    done = threading.Event()
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="uninterruptible", daemon=True).start()
+    interrupted = False
+    while True:
+        try:
+            if done.wait(0.2):
+                break
+        except KeyboardInterrupt:
+            interrupted = True
+    if "error" in outcome:
+        raise outcome["error"]
+    return interrupted
+
+
 @contextmanager
 def recording(store, info: RunInfo, maxsize: int = DEFAULT_QUEUE,
               write: Callable[[Snapshot], object] | None = None) -> Iterator[BackgroundWriter]:
@@ -134,9 +176,13 @@ def recording(store, info: RunInfo, maxsize: int = DEFAULT_QUEUE,
     completed: the body finished and every snapshot was written; interrupted: Ctrl-C;
     failed: any other error (in training or in the writer). Stored snapshots are always whole.
     """
+    existed = _run_exists(store, info.run_id)
     store.create_run(info)
+    # One writer per run: refused here (RunBusyError), before training, with nothing changed.
+    store.claim_run(info.run_id)
     status = "failed"
     writer = None
+    refused = False
     try:
         with BackgroundWriter(write or store.write_snapshot, maxsize) as writer:
             yield writer
@@ -144,13 +190,34 @@ def recording(store, info: RunInfo, maxsize: int = DEFAULT_QUEUE,
     except KeyboardInterrupt:
         status = "interrupted"
         raise
+    except RunConflictError:
+        refused = True
+        raise
     finally:
+        # A refusal (the first step conflicts with the stored run) does not touch the run it refused.
+        untouched = refused and existed and (writer is None or writer.stored == 0)
         started = time.perf_counter()
         try:
-            store.set_run_status(info.run_id, status)
-            if writer is not None:
-                writer.finish_seconds = time.perf_counter() - started
+            if untouched:
+                store.writer.release(info.run_id)
+            else:
+                # The latest weights and the status are written to their end, whatever Ctrl-C says.
+                interrupted = wait_through_interrupts(lambda: store.set_run_status(info.run_id, status))
+                if writer is not None:
+                    writer.finish_seconds = time.perf_counter() - started
+                if interrupted and status == "completed":
+                    raise KeyboardInterrupt
         except Exception:
             if status == "completed":
                 raise
             # The original error matters more than a failed status update (e.g. the server is gone).
+
+
+def _run_exists(store, run_id: str) -> bool:
+    from .errors import UnknownRunError
+
+    try:
+        store.get_run(run_id)
+    except UnknownRunError:
+        return False
+    return True

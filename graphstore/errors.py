@@ -26,3 +26,15 @@ class ReadOnlyViolation(GraphStoreError):
 
 class RunConflictError(GraphStoreError):
     """A write that disagrees with what the run already stores (e.g. another architecture)."""
+
+
+class RunBusyError(GraphStoreError):
+    """Another live process holds the run's writer lease; nothing was changed."""
+
+
+class LeaseLostError(GraphStoreError):
+    """This process's writer lease was taken over (it stopped heartbeating); it must stop writing."""
+
+
+class RunInconsistentError(GraphStoreError):
+    """`runs check` found stored data that contradicts the run's per-step matrices."""

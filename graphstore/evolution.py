@@ -26,8 +26,10 @@ VANISHED_BY_BIRTH = (
     "RETURN s.layer AS layer, s.born AS born, count(*) AS n"
 )
 
+# Complete steps only: a chunked step being written has some of its died = step set and not the
+# rest, and a summary computed from it would be wrong, and every later one built on it too.
 _LAYER_STATE = (
-    "MATCH (l:LayerSnapshot {run_id: $run_id}) "
+    "MATCH (s:Snapshot {run_id: $run_id})-[:HAS_LAYER]->(l:LayerSnapshot) WHERE s.complete IS NULL "
     "RETURN l.step AS step, l.layer AS layer, l.appeared AS appeared, "
     "l.evo_alive_born AS alive_born, l.evo_alive_count AS alive_count ORDER BY step, layer"
 )
@@ -44,8 +46,8 @@ class LifetimeInconsistency(GraphStoreError):
 
 def summaries_missing(store, run_id: str) -> int:
     """How many of the run's LayerSnapshots have no evo_* summary yet."""
-    rows = store.read("MATCH (l:LayerSnapshot {run_id: $run_id}) WHERE l.evo_alive_born IS NULL "
-                      "RETURN count(l) AS n", {"run_id": run_id})
+    rows = store.read("MATCH (s:Snapshot {run_id: $run_id})-[:HAS_LAYER]->(l:LayerSnapshot) "
+                      "WHERE s.complete IS NULL AND l.evo_alive_born IS NULL RETURN count(l) AS n", {"run_id": run_id})
     return rows[0]["n"]
 
 

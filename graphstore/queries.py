@@ -57,9 +57,10 @@ LAYER_ANY = Param("layer", int, "weight layer k (from neuron layer k to k+1); al
 STEP = Param("step", int, "the evolution step")
 LIMIT = Param("limit", int, "return at most this many rows", 100)
 
-# The first and last step of a run, from its few Snapshot nodes.
+# The first and last complete step of a run, from its few Snapshot nodes. Every query skips a
+# step whose Snapshot has complete = false (a chunked step still being written).
 _RUN_SPAN = (
-    "MATCH (:Run {run_id: $run_id})-[:HAS_SNAPSHOT]->(s:Snapshot)\n"
+    "MATCH (:Run {run_id: $run_id})-[:HAS_SNAPSHOT]->(s:Snapshot) WHERE s.complete IS NULL\n"
     "WITH min(s.step) AS first, max(s.step) AS last\n"
 )
 
@@ -68,8 +69,8 @@ _LIST = [
         "evolution",
         "Per step and layer: synapses alive, appeared and vanished (at the first step all count as "
         "appeared), and how many of the first step's synapses are still alive (their first lifetime).",
-        "MATCH (l:LayerSnapshot {run_id: $run_id})\n"
-        "WHERE $layer IS NULL OR l.layer = $layer\n"
+        "MATCH (x:Snapshot {run_id: $run_id})-[:HAS_LAYER]->(l:LayerSnapshot)\n"
+        "WHERE x.complete IS NULL AND ($layer IS NULL OR l.layer = $layer)\n"
         "RETURN l.step AS step, l.layer AS layer, l.nnz AS alive, l.appeared AS appeared,\n"
         "       l.vanished AS vanished, l.evo_initial_alive AS initial_alive,\n"
         "       l.evo_initial_fraction AS initial_fraction\n"
@@ -83,6 +84,7 @@ _LIST = [
         "lifetimes (index-only counts on born and died), next to the totals of the writer's "
         "per-layer counts: a consistency check of the stored graph.",
         "MATCH (x:Snapshot {run_id: $run_id, step: $step})-[:HAS_LAYER]->(l:LayerSnapshot)\n"
+        "WHERE x.complete IS NULL\n"
         "WITH x, sum(l.appeared) AS stored_appeared, sum(l.vanished) AS stored_vanished, sum(l.nnz) AS alive\n"
         "CALL () {\n"
         "  MATCH ()-[s:SYNAPSE]->() WHERE s.run_id = $run_id AND s.born = $step RETURN count(s) AS appeared\n"
@@ -96,6 +98,7 @@ _LIST = [
     NamedQuery(
         "appeared_at",
         "Synapses that appeared at a step: source and target neuron, weight at birth, when they died.",
+        "MATCH (x:Snapshot {run_id: $run_id, step: $step}) WHERE x.complete IS NULL\n"
         "MATCH (a:Neuron)-[s:SYNAPSE]->(b:Neuron)\n"
         "WHERE s.run_id = $run_id AND s.born = $step AND ($layer IS NULL OR s.layer = $layer)\n"
         "RETURN s.layer AS layer, a.index AS source, b.index AS target,\n"
@@ -106,6 +109,7 @@ _LIST = [
     NamedQuery(
         "vanished_at",
         "Synapses that vanished at a step: source and target neuron, when they were born, last weight.",
+        "MATCH (x:Snapshot {run_id: $run_id, step: $step}) WHERE x.complete IS NULL\n"
         "MATCH (a:Neuron)-[s:SYNAPSE]->(b:Neuron)\n"
         "WHERE s.run_id = $run_id AND s.died = $step AND ($layer IS NULL OR s.layer = $layer)\n"
         "RETURN s.layer AS layer, a.index AS source, b.index AS target,\n"
@@ -208,7 +212,8 @@ _LIST = [
         "degrees",
         "Out-degree of every neuron of a layer at a step (neurons without synapses omitted): "
         "for layer 0 of MNIST, the 28x28 input-degree map.",
-        "MATCH (l:LayerSnapshot {run_id: $run_id, step: $step, layer: $layer})\n"
+        "MATCH (x:Snapshot {run_id: $run_id, step: $step})-[:HAS_LAYER]->(l:LayerSnapshot {layer: $layer})\n"
+        "WHERE x.complete IS NULL\n"
         "UNWIND l.positions AS p\n"
         "RETURN p / l.n_out AS neuron, count(*) AS degree\n"
         "ORDER BY neuron",

@@ -5,6 +5,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import UnknownRunError, UnknownSnapshotError
+from .lease import WRITER_STATE
 from .model import Snapshot
 
 # Properties of a Snapshot node that are not metrics.
@@ -62,27 +63,37 @@ def snapshots_equal(a: Snapshot, b: Snapshot) -> bool:
     return True
 
 
+# Only complete snapshots count (a chunked step being written is skipped), and `writer` says
+# whether the run's writer is alive, gone (its lease heartbeat expired) or absent (see lease.py).
+_RUN_SUMMARY = (
+    "OPTIONAL MATCH (r)-[:HAS_SNAPSHOT]->(s:Snapshot) WHERE s.complete IS NULL "
+    "WITH r, count(s) AS snapshots, max(s.step) AS last_step "
+    "RETURN properties(r) AS run, snapshots, last_step, " + WRITER_STATE + " AS writer"
+)
+_LEASE_KEYS = {"writer_token", "writer_process", "writer_pid", "writer_host", "writer_heartbeat", "writer_lease_ms"}
+
+
+def _run_row(record) -> dict:
+    run = {k: v for k, v in dict(record["run"]).items() if k not in _LEASE_KEYS}
+    return run | {"snapshots": record["snapshots"], "last_step": record["last_step"], "writer": record["writer"]}
+
+
 def list_runs(driver, database: str | None = None) -> list[dict]:
     records, _, _ = driver.execute_query(
-        "MATCH (r:Run) OPTIONAL MATCH (r)-[:HAS_SNAPSHOT]->(s:Snapshot) "
-        "WITH r, count(s) AS snapshots, max(s.step) AS last_step "
-        "RETURN properties(r) AS run, snapshots, last_step ORDER BY r.created_at, r.run_id",
+        "MATCH (r:Run) " + _RUN_SUMMARY + " ORDER BY r.created_at, r.run_id",
         database_=database,
     )
-    return [dict(r["run"]) | {"snapshots": r["snapshots"], "last_step": r["last_step"]} for r in records]
+    return [_run_row(r) for r in records]
 
 
 def get_run(driver, run_id: str, database: str | None = None) -> dict:
     records, _, _ = driver.execute_query(
-        "MATCH (r:Run {run_id: $run}) OPTIONAL MATCH (r)-[:HAS_SNAPSHOT]->(s:Snapshot) "
-        "WITH r, count(s) AS snapshots, max(s.step) AS last_step "
-        "RETURN properties(r) AS run, snapshots, last_step",
+        "MATCH (r:Run {run_id: $run}) " + _RUN_SUMMARY,
         run=run_id, database_=database,
     )
     if not records:
         raise UnknownRunError(run_id)
-    r = records[0]
-    return dict(r["run"]) | {"snapshots": r["snapshots"], "last_step": r["last_step"]}
+    return _run_row(records[0])
 
 
 def list_snapshots(driver, run_id: str, database: str | None = None) -> list[dict]:

@@ -60,7 +60,10 @@ class GraphStore:
         return store
 
     def close(self) -> None:
-        self.driver.close()
+        try:
+            self.writer.lease.release_all()  # runs left unfinished can be taken over at once
+        finally:
+            self.driver.close()
 
     def __enter__(self) -> "GraphStore":
         return self
@@ -86,19 +89,29 @@ class GraphStore:
             )
         return self.get_run(info.run_id)
 
+    def claim_run(self, run_id: str) -> None:
+        """Become the run's one writer (its lease): RunBusyError, with nothing changed, while another
+        live process writes it; a step a dead writer left incomplete is rolled back now."""
+        self.get_run(run_id)
+        self.writer.cursor(run_id)
+
     def set_run_status(self, run_id: str, status: str) -> None:
-        """Mark a run; a finished run also gets the latest weight on its surviving synapses and
-        its per-step lifetime summaries (graphstore.evolution), whoever wrote it."""
+        """Mark a run (as its writer: see claim_run); a finished run also gets the latest weight on
+        its surviving synapses and its per-step lifetime summaries (graphstore.evolution), and its
+        lease is given up."""
         from .evolution import ensure_evolution
 
-        self.get_run(run_id)
-        if status in {"completed", "interrupted", "failed"}:
+        self.claim_run(run_id)
+        final = status in {"completed", "interrupted", "failed"}
+        if final:
             self.writer.finish(run_id)
             ensure_evolution(self, run_id)
         self.driver.execute_query(
-            "MATCH (r:Run {run_id: $run}) SET r.status = $status, r.updated_at = $now",
-            run=run_id, status=status, now=time.time(), database_=self.database,
+            "MATCH (r:Run {run_id: $run}) WHERE r.writer_token = $token SET r.status = $status, r.updated_at = $now",
+            run=run_id, status=status, now=time.time(), token=self.writer.lease.token, database_=self.database,
         )
+        if final:
+            self.writer.release(run_id)
 
     def get_run(self, run_id: str) -> dict:
         return reader.get_run(self.driver, run_id, self.database)
@@ -110,6 +123,7 @@ class GraphStore:
         """Delete a run and everything that carries its run_id; returns counts of what went."""
         self.get_run(run_id)
         self.writer.forget(run_id)
+        self.writer.lease.acquire(run_id)  # not while another process writes it; works on an inconsistent run
         counts = {}
         # Mark first: an interrupted delete leaves a run visibly 'deleting' that a second delete finishes.
         self.driver.execute_query("MATCH (r:Run {run_id: $run}) SET r.status = 'deleting'", run=run_id, database_=self.database)
@@ -125,6 +139,7 @@ class GraphStore:
                 summary = session.run(query, run=run_id).consume()
                 c = summary.counters
                 counts[key] = c.relationships_deleted if key in {"synapses", "nnstd"} else c.nodes_deleted
+        self.writer.release(run_id)
         return counts
 
     # -- snapshots -----------------------------------------------------------------

@@ -13,6 +13,7 @@ transaction commits.
 """
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -20,15 +21,27 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import GraphStoreError, RunConflictError, UnknownRunError
+from .lease import WriterLeases
 from .model import Snapshot
 
-BATCH = 20_000  # rows per UNWIND statement
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        value = int(os.environ.get(name) or default)
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+
 # Synapse changes per transaction; a step beyond this is written in several (see _write_in_chunks).
 # Neo4j holds ~1.5 KB of transaction state per new relationship, and state that outlives several
 # young collections is expensive to collect: writing a dense MNIST network's 2.8M synapses cost the
 # server 74-81 s of CPU (16 s of it in GC pauses) in transactions of 400,000 and 49-55 s (1.4 s of
 # pauses) in transactions of 50,000; 20,000 was no better.
-CHUNK = 50_000
+# SPARSETOPO_WRITE_CHUNK makes chunks small, so tests can have a step span many transactions.
+CHUNK = _env_int("SPARSETOPO_WRITE_CHUNK", 50_000)
+BATCH = min(20_000, CHUNK)  # rows per UNWIND statement
 FINISH_WORKERS = 2  # sessions setting latest weights at the end of a run (see SnapshotWriter.finish)
 
 
@@ -152,18 +165,28 @@ def _run_counted(tx, query: str, ids: list, **params) -> None:
 class SnapshotWriter:
     """Appends snapshots of runs to the store; one transaction per snapshot."""
 
-    def __init__(self, driver, database: str | None = None):
+    def __init__(self, driver, database: str | None = None, lease_seconds: float | None = None):
         self.driver = driver
         self.database = database
         self._cursors: dict[str, RunCursor] = {}
+        self.lease = WriterLeases(driver, database, lease_seconds)
 
     def forget(self, run_id: str) -> None:
         self._cursors.pop(run_id, None)
 
+    def release(self, run_id: str) -> None:
+        """Give up the run: its lease, and the cursor that only a lease holder may trust."""
+        self._cursors.pop(run_id, None)
+        self.lease.release(run_id)
+
     # -- cursor ------------------------------------------------------------------
     def cursor(self, run_id: str) -> RunCursor:
-        if run_id in self._cursors:
+        """The run's cursor; the first call takes the run's writer lease (RunBusyError if a live
+        process holds it) and only then rolls back a step a dead writer left incomplete."""
+        if run_id in self._cursors and self.lease.holds(run_id):
             return self._cursors[run_id]
+        self._cursors.pop(run_id, None)
+        self.lease.acquire(run_id)
         records, _, _ = self.driver.execute_query(
             "MATCH (r:Run {run_id: $run}) OPTIONAL MATCH (r)-[:HAS_SNAPSHOT]->(s:Snapshot) "
             "RETURN r.architecture AS architecture, max(s.step) AS last_step",
@@ -220,6 +243,15 @@ class SnapshotWriter:
     # -- writing -----------------------------------------------------------------
     def write(self, snapshot: Snapshot) -> bool:
         """Store a snapshot; False when that exact step was stored already (nothing written)."""
+        from .errors import LeaseLostError
+
+        try:
+            return self._write(snapshot)
+        except LeaseLostError:
+            self._cursors.pop(snapshot.run_id, None)
+            raise
+
+    def _write(self, snapshot: Snapshot) -> bool:
         cursor = self.cursor(snapshot.run_id)
         if snapshot.architecture != cursor.architecture:
             raise RunConflictError(
@@ -248,6 +280,7 @@ class SnapshotWriter:
         return True
 
     def _single_tx(self, tx, snapshot, cursor, diffs, new_ids):
+        self.lease.fence(tx, snapshot.run_id)
         neuron_ids = self._head(tx, snapshot, cursor, diffs, complete=True)
         self._apply(tx, snapshot.run_id, snapshot.step, self._synapse_batches(diffs, cursor.architecture, neuron_ids), new_ids)
         return neuron_ids
@@ -259,44 +292,61 @@ class SnapshotWriter:
         writer that finds such a snapshot when it resumes the run, rolls the step back entirely.
         """
         run, step = snapshot.run_id, snapshot.step
-        cursor.neuron_ids = session.execute_write(lambda tx: self._head(tx, snapshot, cursor, diffs, complete=False))
+        cursor.neuron_ids = session.execute_write(self._fenced_head, snapshot, cursor, diffs)
         try:
             group, rows = [], 0
             for batch in self._synapse_batches(diffs, cursor.architecture, cursor.neuron_ids):
                 group.append(batch)
                 rows += len(batch[3]["w"])
                 if rows >= CHUNK:
-                    session.execute_write(self._apply, run, step, group, new_ids)
+                    session.execute_write(self._fenced_apply, run, step, group, new_ids)
                     group, rows = [], 0
             if group:
-                session.execute_write(self._apply, run, step, group, new_ids)
-            session.execute_write(lambda tx: tx.run(
-                "MATCH (s:Snapshot {run_id: $run, step: $step}) REMOVE s.complete", run=run, step=step).consume())
+                session.execute_write(self._fenced_apply, run, step, group, new_ids)
+            session.execute_write(self._fenced_complete, run, step)
         except BaseException:
             try:
+                # Only while this process still holds the lease: after a takeover the step is the new writer's.
                 self.rollback_incomplete(run, step)
             except Exception:  # noqa: BLE001 - the next writer of this run rolls back instead
                 pass
             raise
 
+    def _fenced_head(self, tx, snapshot, cursor, diffs):
+        self.lease.fence(tx, snapshot.run_id)
+        return self._head(tx, snapshot, cursor, diffs, complete=False)
+
+    def _fenced_apply(self, tx, run, step, group, new_ids):
+        self.lease.fence(tx, run)
+        self._apply(tx, run, step, group, new_ids)
+
+    def _fenced_complete(self, tx, run, step):
+        self.lease.fence(tx, run)
+        tx.run("MATCH (s:Snapshot {run_id: $run, step: $step}) REMOVE s.complete", run=run, step=step).consume()
+
     def rollback_incomplete(self, run_id: str, step: int) -> bool:
-        """Remove every trace of a partially written step; False if that step is not incomplete."""
+        """Remove every trace of a partially written step; False if that step is not incomplete.
+
+        Only the holder of the run's lease rolls back, and every statement re-checks the lease:
+        an incomplete step of a live writer is that writer's, not garbage."""
+        guard = "MATCH (r:Run {run_id: $run}) WHERE r.writer_token = $token "
         records, _, _ = self.driver.execute_query(
-            "MATCH (s:Snapshot {run_id: $run, step: $step}) RETURN s.complete = false AS incomplete",
-            run=run_id, step=step, database_=self.database,
+            guard + "MATCH (s:Snapshot {run_id: $run, step: $step}) RETURN s.complete = false AS incomplete",
+            run=run_id, step=step, token=self.lease.token, database_=self.database,
         )
         if not records or not records[0]["incomplete"]:
             return False
         with self.driver.session(database=self.database) as session:
             for query in (
-                "MATCH ()-[s:SYNAPSE]->() WHERE s.run_id = $run AND s.born = $step "
+                guard + "MATCH ()-[s:SYNAPSE]->() WHERE s.run_id = $run AND s.born = $step "
                 "CALL (s) { DELETE s } IN TRANSACTIONS OF 50000 ROWS",
-                "MATCH ()-[s:SYNAPSE]->() WHERE s.run_id = $run AND s.died = $step "
-                "CALL (s) { REMOVE s.died, s.weight } IN TRANSACTIONS OF 50000 ROWS",
-                "MATCH (s:Snapshot {run_id: $run, step: $step}) OPTIONAL MATCH (s)-[:HAS_LAYER]->(l:LayerSnapshot) "
+                # Reopened: `weight` of a live synapse is its weight at birth until the run is finished.
+                guard + "MATCH ()-[s:SYNAPSE]->() WHERE s.run_id = $run AND s.died = $step "
+                "CALL (s) { REMOVE s.died SET s.weight = s.weight_born } IN TRANSACTIONS OF 50000 ROWS",
+                guard + "MATCH (s:Snapshot {run_id: $run, step: $step}) OPTIONAL MATCH (s)-[:HAS_LAYER]->(l:LayerSnapshot) "
                 "DETACH DELETE l, s",
             ):
-                session.run(query, run=run_id, step=step).consume()
+                session.run(query, run=run_id, step=step, token=self.lease.token).consume()
         self._cursors.pop(run_id, None)
         return True
 
@@ -431,6 +481,8 @@ class SnapshotWriter:
             lo, hi = part
 
             def work(tx):
+                # Checked without locking the Run: the finishing sessions run in parallel.
+                self.lease.check(tx, run_id)
                 for a, b in _slices(hi - lo):
                     _run_counted(tx, SET_LATEST_WEIGHT, column(ids[lo + a:lo + b]), w=column(weights[lo + a:lo + b]),
                                  run=run_id)

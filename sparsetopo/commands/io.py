@@ -22,7 +22,17 @@ def import_npz(
     from ..pipelines import import_npz_run
 
     with open_store() as store:
-        summary = import_npz_run(store, root, run_id, name=name, method=method, dataset=dataset)
+        try:
+            summary = import_npz_run(store, root, run_id, name=name, method=method, dataset=dataset)
+        except KeyboardInterrupt:
+            _mark_ended(store, run_id, "interrupted")
+            raise
+        except Exception as exc:
+            from graphstore.errors import RunConflictError
+
+            if not isinstance(exc, RunConflictError):  # a refusal does not touch the run it refused
+                _mark_ended(store, run_id, "failed")
+            raise
     typer.echo(
         f"imported {summary['written']} new snapshot(s) of run '{run_id}' "
         f"({summary['skipped']} already stored), architecture {summary['architecture']}"
@@ -44,3 +54,13 @@ def export_npz(
         snapshot = store.read_snapshot(run_id, step)
     write_snapshot_dir(snapshot, out)
     typer.echo(f"wrote {len(snapshot.layers)} layer file(s) of {run_id}@{step} to {out}")
+
+
+def _mark_ended(store, run_id: str, status: str) -> None:
+    """Mark a run this process was writing as failed/interrupted instead of leaving it 'importing'."""
+    if not store.writer.lease.holds(run_id):
+        return  # never became its writer (refused, or failed before the first step): not ours to mark
+    try:
+        store.set_run_status(run_id, status)
+    except Exception:  # noqa: BLE001 - the original error matters more (e.g. the server is gone)
+        pass

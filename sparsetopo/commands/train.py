@@ -185,7 +185,7 @@ def _train_into_store(config, data, info, progress, npz, queue_size, train_loop)
     with open_store() as store:
         def write_both(snapshot):
             npz(snapshot)
-            store.write_snapshot(snapshot)
+            return store.write_snapshot(snapshot)  # False (nothing stored) keeps a refused run untouched
 
         write = store.write_snapshot if npz is None else write_both
         with recording(store, info, queue_size, write) as sink:
