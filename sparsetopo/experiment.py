@@ -42,7 +42,7 @@ class Scale:
     fig4_change: float = 0.01  # fraction of connections changed from one initial topology to the next
     fig4_count: int = 10
     fig4_seed: int = 0  # every published run is `s0`: the ten differ only by their initial topology
-    recipe: str = "keras"
+    recipe: str | None = None  # None: each method's default (set, static: keras-randn; dense: keras)
     threads: int | None = 1
 
 
@@ -89,6 +89,7 @@ class ExperimentState:
     failed: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.time)
     architectures: dict[str, list[int]] = field(default_factory=dict)  # part -> layer sizes
+    recipes: dict[str, str] = field(default_factory=dict)  # "figure4" or a method -> the recipe its runs followed
 
 
 def scale_tag(scale: Scale) -> str:

@@ -34,11 +34,11 @@ def _f(x, digits=3) -> str:
 
 def results_json(state, findings: R.Findings, sources: dict[str, str]) -> dict:
     s = state.scale
-    out: dict = {"scale": s.name, "recipe": s.recipe, "data_sources": sources}
+    out: dict = {"scale": s.name, "data_sources": sources}
     f4 = findings.fig4
     if f4:
         out["figure4"] = {
-            "dataset": s.fig4_dataset, "epochs": s.fig4_epochs, "recipe": s.recipe,
+            "dataset": s.fig4_dataset, "epochs": s.fig4_epochs, "recipe": state.recipes["figure4"],
             "architecture": [int(x) for x in state_architecture(state, "figure4")],
             "density": s.fig4_density, "networks": s.fig4_count, "change": s.fig4_change, "seed": s.fig4_seed,
             "layer_mean": {str(k): {str(e): v for e, v in series.items()} for k, series in f4["layer_mean"].items()},
@@ -54,7 +54,8 @@ def results_json(state, findings: R.Findings, sources: dict[str, str]) -> dict:
             "verdict": findings.claim3["verdict"], "progress_to_random": findings.claim3["progress"],
         }
     if findings.performance:
-        out["finding1"] = [{"dataset": r["dataset"], "method": r["method"], "epsilon": r["epsilon"],
+        out["finding1"] = [{"dataset": r["dataset"], "method": r["method"], "recipe": state.recipes[r["method"]],
+                            "epsilon": r["epsilon"],
                             "epochs": r["epochs"], "seeds": r["seeds"], "parameters": r["parameters"],
                             "final_acc_mean": r["final_mean"], "final_acc_std": r["final_std"],
                             "best_acc_mean": r["best_mean"], "architecture": [int(x) for x in state_architecture(state, "performance")]}
@@ -78,7 +79,7 @@ def _figure4_md(state, findings: R.Findings) -> list[str]:
         f"{s.fig4_count} networks {arch} on {s.fig4_dataset}: one Erdős–Rényi topology at {100 * s.fig4_density:g} % "
         f"density in the hidden layers (output layer dense) and {s.fig4_count - 1} more, each changing "
         f"{100 * s.fig4_change:g} % of the previous one's connections; all trained with seed {s.fig4_seed} for "
-        f"{s.fig4_epochs} epochs, SET recipe `{s.recipe}`. Epochs are the paper's: its epoch e is the network after "
+        f"{s.fig4_epochs} epochs, SET recipe `{state.recipes['figure4']}`. Epochs are the paper's: its epoch e is the network after "
         "e + 1 epochs of training and topology updates (the published epoch_000 files are already trained once).", "",
         "Mean NNSTD among the ten, per layer (the paper's panels show layer 0); the random reference is the mean NNSTD "
         f"among {s.fig4_count} independent Erdős–Rényi topologies of the same size and density:", "",
@@ -124,8 +125,8 @@ def _performance_md(state, findings: R.Findings) -> list[str]:
     s = state.scale
     arch = "-".join(map(str, state_architecture(state, "performance")))
     lines = ["## Finding 1: dense against static Erdős–Rényi against SET", "",
-             f"{arch}, {s.epochs} epochs, seeds {list(s.seeds)}, ε ∈ {list(s.epsilons)}, recipe `{s.recipe}` for every "
-             "method, batch 100.", "",
+             f"{arch}, {s.epochs} epochs, seeds {list(s.seeds)}, ε ∈ {list(s.epsilons)}, batch 100; recipes: "
+             + ", ".join(f"{m} `{state.recipes[m]}`" for m in ("dense", "static", "set") if m in state.recipes) + ".", "",
              "| data set | method | ε | parameters | final test acc. % (mean ± std) | best test acc. % (mean ± std) | seeds |",
              "|---|---|---|---|---|---|---|"]
     for r in findings.performance:
@@ -187,7 +188,13 @@ def write_outputs(store, state, findings: R.Findings, wall_seconds: float, comma
     for part in ("performance", "figure4"):
         first = next((s for s in state.specs if s.part == part), None)
         if first is not None:
-            state.architectures[part] = list(store.get_run(first.run_id)["architecture"])
+            run = store.get_run(first.run_id)
+            state.architectures[part] = list(run["architecture"])
+            if part == "figure4":
+                state.recipes["figure4"] = run.get("recipe")
+    for spec in state.specs:
+        if spec.part == "performance" and spec.method not in state.recipes:
+            state.recipes[spec.method] = store.get_run(spec.run_id).get("recipe")
     (state.out / "results.md").write_text(results_markdown(state, findings, wall_seconds, sources, command),
                                           encoding="utf-8")
     (state.out / "results.json").write_text(json.dumps(results_json(state, findings, sources), indent=1) + "\n",

@@ -88,7 +88,7 @@ def test_default_recipe_regrows_at_exactly_zero_and_sparse_python_at_randn_over_
 
 def test_regrowth_can_land_on_a_just_pruned_position_unless_the_rule_forbids_it():
     # 100 positions, 95 connections: 30 % go, and only 5 empty positions are left to grow into
-    for recipe, forbidden in ((KERAS, False), (SPARSE_PY, False), (V0, True)):
+    for recipe, forbidden in ((KERAS, False), (RECIPES["keras-randn"], False), (SPARSE_PY, False), (V0, True)):
         weight, mask, momentum, g = _layer(10, 10, 95, seed=2)
         before = mask.clone().view(-1)
         removed, added, in_place = update_layer(weight, mask, make_algorithm("set", 0.3, recipe=recipe), 0.3, g,
@@ -323,4 +323,8 @@ def test_rules_can_be_changed_one_by_one_and_bad_ones_are_one_sentence():
         resolve("set", None, {"regrow_init": "ones"})
     with pytest.raises(ConfigError, match="unknown rule 'regrow'"):
         parse_rule("regrow=zero")
-    assert resolve("set", None, {}).name == "keras" and resolve("rigl", None, {}).name == "rigl"
+    assert resolve("set", None, {}).name == "keras-randn" and resolve("rigl", None, {}).name == "rigl"
+    assert resolve("dense", None, {}).name == "keras"
+    # keras-randn differs from keras in its initial weights only
+    diff = {k for k, v in RECIPES["keras"].rules().items() if RECIPES["keras-randn"].rules()[k] != v}
+    assert diff == {"weight_init"}

@@ -341,15 +341,16 @@ def update_topology(
     grads: list[torch.Tensor | None] | None = None,
 ) -> list[LayerChange]:
     changes = []
-    for k, (lin, mask) in enumerate(zip(model.linears, model.masks)):
+    for k, mask in enumerate(model.masks):
         if mask is None:
             continue
-        state = optimizer.state.get(lin.weight, {})
+        weight = model.dense_weight(k) if k in model.structures else model.linears[k].weight.data
+        momentum = model.momentum_dense(k, optimizer)
         removed, added, in_place = update_layer(
-            lin.weight.data, mask, algorithm, fraction, generator,
-            grad=None if grads is None else grads[k],
-            momentum=state.get("momentum_buffer"),
+            weight, mask, algorithm, fraction, generator,
+            grad=None if grads is None else grads[k], momentum=momentum,
         )
+        model.set_layer(k, weight, optimizer, momentum)
         changes.append(LayerChange(k, len(removed), len(added), in_place))
     model.masks_changed()
     return changes

@@ -121,6 +121,8 @@ def train(
     # graphstore.background.DEFAULT_QUEUE, not imported here: `--help` must not load numpy and scipy.
     queue_size: int = typer.Option(8, "--queue", help="Snapshots the background writer may fall behind."),
     threads: int = typer.Option(None, "--threads", help="torch CPU threads (1 is often fastest on a busy machine)."),
+    backend: str = typer.Option("auto", "--backend", help="masked (dense matrices times masks), sparse (weights only "
+                                "at the connections) or auto (sparse when the sparse layers are at most 5 % full)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -138,7 +140,7 @@ def train(
         dataset=check_name(dataset), method=method, recipe=recipe, hidden=parse_hidden(hidden), epochs=epochs,
         epsilon=epsilon, zeta=zeta, init=init, density=density, sparse_output=sparse_output, dropout=dropout,
         lr=lr, momentum=momentum, weight_decay=weight_decay, rules=dict(parse_rule(r) for r in rule or []),
-        batch_size=batch_size, seed=seed, delta_t=delta_t, rigl_end=rigl_end, threads=threads,
+        batch_size=batch_size, seed=seed, delta_t=delta_t, rigl_end=rigl_end, threads=threads, backend=backend,
     )
     config.validate()
     if queue_size < 1:
