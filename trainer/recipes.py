@@ -98,12 +98,6 @@ RECIPES: dict[str, Recipe] = {
         er_sampling="bernoulli", momentum_reset_each_epoch=True, update_after_last_epoch=True,
         first_batch_dense=True, sparse_output=False, drop_last_batch=True, decay_biases=False,
         dropout=0.3, **_SET_COMMON),
-    "keras-randn": Recipe(
-        "keras-randn", weight_init="randn/10", regrow_init="zero", threshold_values="all-entries",
-        weight_decay_mode="none", weight_decay=0.0, loss="cross-entropy", inputs="unit-range",
-        er_sampling="bernoulli", momentum_reset_each_epoch=True, update_after_last_epoch=True,
-        first_batch_dense=True, sparse_output=False, drop_last_batch=True, decay_biases=False,
-        dropout=0.3, **_SET_COMMON),
     "sparse-python": Recipe(
         "sparse-python", weight_init="randn/10", regrow_init="randn/10", threshold_values="connections",
         weight_decay_mode="decoupled-per-batch", weight_decay=2e-4, loss="mse-sigmoid-reference",
@@ -128,6 +122,7 @@ RECIPES: dict[str, Recipe] = {
         sparse_output=False, drop_last_batch=False, decay_biases=False, rigl_skip_step_at_update=True,
         rigl_drop_noise=True, dropout=0.0, lr=0.01, momentum=0.9),
 }
+RECIPES["keras-randn"] = replace(RECIPES["keras"], name="keras-randn", weight_init="randn/10")
 # The recipe each method follows unless told otherwise.
 DEFAULT_RECIPE = {"set": "keras-randn", "rigl": "rigl", "static": "keras-randn", "dense": "keras"}
 RULES = tuple(f.name for f in fields(Recipe) if f.name != "name")
