@@ -179,20 +179,36 @@ def figure4_sizes(scale: Scale, n_features: int, n_classes: int) -> list[int]:
     return [n_features, *scale.fig4_hidden, n_classes]
 
 
-def _status(store, run_id: str) -> str | None:
+def _stored(store, run_id: str) -> dict | None:
     from graphstore.errors import UnknownRunError
 
     try:
-        return store.get_run(run_id).get("status")
+        return store.get_run(run_id)
     except UnknownRunError:
         return None
+
+
+def config_of(spec: RunSpec, scale: Scale):
+    from trainer.loop import TrainConfig
+
+    fig4 = spec.part == "figure4"
+    return TrainConfig(dataset=spec.dataset, method=spec.method, recipe=scale.recipe,
+                       hidden=scale.fig4_hidden if fig4 else scale.hidden,
+                       epochs=scale.fig4_epochs if fig4 else scale.epochs,
+                       epsilon=spec.epsilon or 20.0, seed=spec.seed, threads=scale.threads)
+
+
+def stored_rules_differ(run: dict, spec: RunSpec, scale: Scale) -> list[str]:
+    """The recipe rules a stored run was trained with that today's definition of its recipe changed."""
+    rules = config_of(spec, scale).resolved().rules()
+    return [k for k, v in rules.items() if k in run and run[k] != v]
 
 
 def train_spec(store, spec: RunSpec, scale: Scale, log: Log = lambda _m: None) -> None:
     """Train one run of the plan into the store (also the body of a parallel job)."""
     from graphstore.background import recording
     from trainer.data import load_dataset
-    from trainer.loop import TrainConfig, run_info, train
+    from trainer.loop import run_info, train
 
     data = load_dataset(spec.dataset, log=log)
     masks = None
@@ -200,10 +216,7 @@ def train_spec(store, spec: RunSpec, scale: Scale, log: Log = lambda _m: None) -
     if fig4:
         sizes = figure4_sizes(scale, data.n_features, data.n_classes)
         masks = figure4_masks(sizes, scale.fig4_density, scale.fig4_count, scale.fig4_change, seed=1234)[spec.fig4_index]
-    config = TrainConfig(dataset=spec.dataset, method=spec.method, recipe=scale.recipe,
-                         hidden=scale.fig4_hidden if fig4 else scale.hidden,
-                         epochs=scale.fig4_epochs if fig4 else scale.epochs,
-                         epsilon=spec.epsilon or 20.0, seed=spec.seed, threads=scale.threads)
+    config = config_of(spec, scale)
     info = run_info(config, data, spec.run_id, name=f"paper {scale.name}: {spec.part}")
     info.config.update({"experiment": f"paper-{scale.name}", "part": spec.part})
     if fig4:
@@ -233,11 +246,16 @@ def run_experiment(store, scale: Scale, out: Path, log: Log, progress: Callable[
     state = ExperimentState(scale, Path(out), plan(scale, part))
     todo = []
     for spec in state.specs:
-        status = _status(store, spec.run_id)
-        if status == "completed":
+        run = _stored(store, spec.run_id)
+        status = None if run is None else run.get("status")
+        changed = [] if run is None else stored_rules_differ(run, spec, scale)
+        if status == "completed" and not changed:
             state.skipped.append(spec.run_id)
             continue
-        if status is not None:
+        if changed:
+            log(f"{spec.run_id} was trained with other rules ({', '.join(changed)}): deleting it and training again")
+            store.delete_run(spec.run_id)
+        elif status is not None:
             log(f"{spec.run_id} was left '{status}': deleting it and training again")
             store.delete_run(spec.run_id)
         todo.append(spec)
