@@ -113,6 +113,9 @@ def free_port() -> int:
 
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As the server binds (Netty sets SO_REUSEADDR): TIME-WAIT sockets left by a server that just
+        # stopped or crashed do not make the port taken; only a listening socket does.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return True
@@ -261,10 +264,7 @@ db.logs.query.enabled=OFF
                 return self.settings()
             lib = ensure_built()
             self._initialise(lib, bolt_port, http_port)
-            if not _port_free(self.bolt_port):
-                raise ServerUnavailable(
-                    f"port {self.bolt_port} on 127.0.0.1 is taken by another program; stop it or remove {self.home}"
-                )
+            self._check_ports()
             console = open(self.home / "logs" / "console.log", "ab")
             cmd = [
                 _java(), f"-Xms{self.memory.initial_heap}", f"-Xmx{self.memory.heap}",
@@ -280,6 +280,19 @@ db.logs.query.enabled=OFF
             self._save_state(pid=proc.pid, started_at=time.time())
             self.wait_until_ready(timeout, proc=proc)
             return self.settings()
+
+    def _check_ports(self) -> None:
+        """Refuse to start when another program listens on this instance's ports (fixed at creation)."""
+        state = self._state()
+        for what, key, setting in (("Bolt", "bolt_port", "server.bolt.listen_address"),
+                                   ("HTTP", "http_port", "server.http.listen_address")):
+            port = state.get(key)
+            if port and not _port_free(port):
+                raise ServerUnavailable(
+                    f"the {what} port {port} on 127.0.0.1 of the Neo4j instance in {self.home} (fixed by {setting} "
+                    f"in its neo4j.conf) is taken by another program; stop that program (`ss -ltnp 'sport = :{port}'` "
+                    "names it) and run `sparsetopo db start` again"
+                )
 
     def wait_until_ready(self, timeout: float, proc: subprocess.Popen | None = None) -> None:
         from neo4j.exceptions import AuthError, ServiceUnavailable
