@@ -64,12 +64,15 @@ def read_snapshot_dir(path: str | Path, run_id: str = "", step: int = 0, epoch: 
         if full.shape[0] < 2:
             raise NpzFormatError(f"{files[k]} has {full.shape[0]} rows; expected inputs plus one bias row")
         layers.append(full[:-1])
-        biases.append(full[-1].toarray().ravel().astype(np.float32))
+        biases.append(full[-1].toarray().ravel())  # Snapshot converts, refusing what float32 cannot hold
     try:
         validate_layers(layers, biases)
     except TopologyError as exc:
         raise NpzFormatError(f"{path}: {exc}") from None
-    return Snapshot(run_id=run_id, step=step, layers=layers, biases=biases, epoch=epoch)
+    try:
+        return Snapshot(run_id=run_id, step=step, layers=layers, biases=biases, epoch=epoch)
+    except TopologyError as exc:
+        raise NpzFormatError(f"{path}: {exc}") from None
 
 
 def read_test_accuracies(root: Path) -> list[float]:
