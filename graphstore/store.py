@@ -5,7 +5,7 @@ import time
 from typing import Any
 
 from . import reader
-from .errors import ReadOnlyViolation, RunConflictError, ServerUnavailable
+from .errors import check_run_id, ReadOnlyViolation, RunConflictError, ServerUnavailable
 from .model import RunInfo, Snapshot
 from .schema import ensure_schema
 from .settings import ConnectionSettings, external_settings
@@ -74,6 +74,7 @@ class GraphStore:
     # -- runs ----------------------------------------------------------------------
     def create_run(self, info: RunInfo) -> dict:
         """Create the run, or return it if it exists with the same architecture."""
+        check_run_id(info.run_id)
         props: dict[str, Any] = {k: v for k, v in info.config.items() if v is not None}
         props.update({k: getattr(info, k) for k in _RUN_FIELDS if getattr(info, k) is not None})
         records, _, _ = self.driver.execute_query(

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .errors import GraphStoreError, RunConflictError, UnknownRunError
+from .errors import GraphStoreError, RunConflictError, UnknownRunError, check_run_id
 from .lease import WriterLeases
 from .model import Snapshot
 
@@ -183,6 +183,7 @@ class SnapshotWriter:
     def cursor(self, run_id: str) -> RunCursor:
         """The run's cursor; the first call takes the run's writer lease (RunBusyError if a live
         process holds it) and only then rolls back a step a dead writer left incomplete."""
+        check_run_id(run_id)
         if run_id in self._cursors and self.lease.holds(run_id):
             return self._cursors[run_id]
         self._cursors.pop(run_id, None)
