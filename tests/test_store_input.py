@@ -103,3 +103,37 @@ def test_json_output_is_valid_json_when_values_are_not_finite(store, cli):
     assert listed[0]["run_id"] == "nanrun"
     rows = _strict_json(cli("cypher", "RETURN 0.0 / 0.0 AS nan, -1.0 / 0.0 AS ninf, [1.0 / 0.0] AS l", "--json").stdout)
     assert rows == [{"nan": None, "ninf": None, "l": [None]}]
+
+
+def _cli_run(*args):
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "sparsetopo.cli", *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    proc.exit_code = proc.returncode
+    return proc
+
+
+@pytest.mark.neo4j
+@pytest.mark.parametrize("args", [
+    ("export", "npz", "r", "--step", 2**64, "--out", "OUT"),
+    ("stats", "r", "--step", 2**63),
+    ("query", "ages", "--run", "r", "--param", f"step={2**64}"),
+    ("query", "ages", "--run", "r", "-p", f"step={-2**63 - 1}"),
+    ("cypher", "RETURN $n AS n", "-p", f"n=[1, {2**70}]"),
+])
+def test_integers_beyond_64_bits_are_refused_in_one_sentence(store, neo4j_server, tmp_path, args):
+    line = _one_line_error(_cli_run(*(str(tmp_path / "out") if a == "OUT" else a for a in args)))
+    assert "64-bit" in line
+
+
+@pytest.mark.neo4j
+@pytest.mark.parametrize("shape", [(2**33, 3), (3, 2**33)])
+def test_a_coo_npz_declaring_a_huge_shape_is_refused_in_one_sentence(store, tmp_path, shape):
+    path = tmp_path / "snap"
+    path.mkdir()
+    coo = sp.coo_matrix((np.array([1.0]), (np.array([0]), np.array([0]))), shape=shape)
+    sp.save_npz(path / "weight_l0.npz", coo, compressed=False)
+    proc = _cli_run("import", "npz", path, "--run-id", "huge")
+    line = _one_line_error(proc)
+    assert "weight_l0.npz" in line and str(2**33) in line
+    assert store.list_runs() == []
