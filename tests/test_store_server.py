@@ -147,3 +147,42 @@ def test_a_port_really_taken_is_named_without_advice_to_remove_data(instance, wh
     assert (server.data_dir).exists()
     again = _db(home, "start")  # the port is free again: the instance starts as it was
     assert again.returncode == 0, again.stderr
+
+
+def test_the_password_never_appears_in_ps_while_the_instance_is_created(instance):
+    _home, server = instance
+    assert server.watch.seen_admin, "the watcher never saw neo4j-admin run"
+    assert not server.watch.seen_password
+    assert not list(server.home.glob("*.args"))  # the @file is gone
+
+
+def test_the_instance_is_private(instance):
+    _home, server = instance
+    assert server.pid
+    open_to_others = []
+    for dirpath, dirnames, filenames in os.walk(server.home):
+        for name in [*dirnames, *filenames]:
+            path = Path(dirpath) / name
+            if path.is_symlink() or path.is_socket():
+                continue
+            if path.stat().st_mode & 0o077:
+                open_to_others.append(f"{path} {oct(path.stat().st_mode & 0o777)}")
+    assert server.home.stat().st_mode & 0o777 == 0o700
+    assert not open_to_others, open_to_others
+    assert any(server.data_dir.rglob("neostore*")) and server.log_file.exists()
+
+
+def test_the_instance_advertises_the_ports_it_listens_on(instance):
+    import json
+    import urllib.request
+
+    _home, server = instance
+    state = server._state()
+    bolt, http = state["bolt_port"], state["http_port"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{http}/", timeout=30) as response:
+        discovery = json.loads(response.read())
+    assert discovery["bolt_direct"].endswith(f"127.0.0.1:{bolt}"), discovery
+    assert all(":7687" not in str(v) and ":7474" not in str(v) for v in discovery.values()), discovery
+    log = server.log_file.read_text()
+    assert f"Remote interface available at http://127.0.0.1:{http}/" in log
+    assert "localhost:7474" not in log
