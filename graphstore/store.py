@@ -215,6 +215,19 @@ class GraphStore:
                 ) from None
             raise
 
+    def query(self, query: str, params: dict[str, Any] | None = None) -> list[dict]:
+        """A user's query: read-only, and refused (AdministrationRefused, nothing run) when it holds an
+        administration command or calls a procedure that writes or administers."""
+        from .cypher_guard import refuse_administration
+
+        def mode(name: str) -> str | None:
+            records, _, _ = self.driver.execute_query(
+                "SHOW PROCEDURES YIELD name, mode WHERE name = $name RETURN mode", name=name, database_=self.database)
+            return records[0]["mode"] if records else None
+
+        refuse_administration(query, mode)
+        return self.read(query, params)
+
     def write(self, query: str, params: dict[str, Any] | None = None) -> list[dict]:
         with self.driver.session(database=self.database) as session:
             return session.execute_write(lambda tx: [r.data() for r in tx.run(query, params or {})])
