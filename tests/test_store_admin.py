@@ -15,8 +15,8 @@ pytestmark = pytest.mark.neo4j
 
 REFUSED = [
     "SHOW TRANSACTIONS",
-    "SHOW TRANSACTIONS YIELD transactionId, currentQuery WHERE currentQuery CONTAINS 'SYNAPSE' "
-    "TERMINATE TRANSACTIONS transactionId",
+    "SHOW TRANSACTIONS YIELD transactionId AS txId, currentQuery WHERE currentQuery CONTAINS 'SYNAPSE' "
+    "TERMINATE TRANSACTIONS txId",
     "terminate transactions 'neo4j-transaction-1'",
     "CALL dbms.killConnections(['bolt-1'])",
     "CALL `dbms`.`killConnection`('bolt-1')",

@@ -137,3 +137,23 @@ def test_a_coo_npz_declaring_a_huge_shape_is_refused_in_one_sentence(store, tmp_
     line = _one_line_error(proc)
     assert "weight_l0.npz" in line and str(2**33) in line
     assert store.list_runs() == []
+
+
+@pytest.mark.neo4j
+def test_a_layer_of_a_million_inputs_can_be_imported(store, tmp_path):
+    from graphstore.reader import snapshots_equal
+
+    rng = np.random.default_rng(3)
+    n_in, n_out, nnz = 1_000_000, 10, 3000
+    rows, cols = rng.integers(0, n_in, nnz), rng.integers(0, n_out, nnz)
+    layer = sp.csr_matrix((rng.standard_normal(nnz), (rows, cols)), shape=(n_in, n_out))
+    snap = Snapshot("wide", 0, [layer], [rng.standard_normal(n_out)])
+    path = tmp_path / "snap"
+    from graphstore.npz_io import write_snapshot_dir
+
+    write_snapshot_dir(snap, path)
+    proc = _cli_run("import", "npz", path, "--run-id", "wide")
+    assert proc.returncode == 0, proc.stderr
+    counted = store.read("MATCH (n:Neuron {run_id: 'wide'}) RETURN count(n) AS n")[0]["n"]
+    assert counted == n_in + n_out
+    assert snapshots_equal(store.read_snapshot("wide", 0), snap)
