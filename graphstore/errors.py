@@ -9,6 +9,18 @@ class ServerUnavailable(GraphStoreError):
     """The Neo4j server cannot be reached or started."""
 
 
+class BlankRunIdError(GraphStoreError):
+    def __init__(self, run_id):
+        super().__init__(f"a run id must have a visible character; {run_id!r} has none")
+
+
+def check_run_id(run_id) -> str:
+    """A run id a user can see and type again: '' and '  ' are refused."""
+    if not isinstance(run_id, str) or not run_id.strip():
+        raise BlankRunIdError(run_id)
+    return run_id
+
+
 class UnknownRunError(GraphStoreError):
     def __init__(self, run_id: str):
         super().__init__(f"there is no run '{run_id}' in the graph store (see `sparsetopo runs list`)")

@@ -19,14 +19,36 @@ class TopologyError(ValueError):
     """A topology that cannot be a network: shapes that do not chain, bad biases."""
 
 
-def as_layer_matrix(matrix: Any) -> sp.csr_matrix:
+def as_float32(values: Any, what: str) -> np.ndarray:
+    """`values` as float32, or TopologyError when one is not finite or float32 cannot hold it
+    (it would overflow to inf, or a nonzero would become 0: a stored value silently changed)."""
+    source = np.asarray(values)
+    if source.dtype.kind not in "fiub":
+        raise TopologyError(f"{what} must be numbers, not {source.dtype}")
+    bad = ~np.isfinite(source) if source.dtype.kind == "f" else np.zeros(source.shape, dtype=bool)
+    if bad.any():
+        raise TopologyError(f"{what} holds {bad.sum()} value(s) that are not finite numbers "
+                            f"(first: {source[bad].ravel()[0]}); weights and biases must be finite")
+    with np.errstate(over="ignore", under="ignore"):
+        out = source.astype(np.float32)
+    lost = ~np.isfinite(out) | ((out == 0) & (source != 0))
+    if lost.any():
+        raise TopologyError(f"{what} holds {lost.sum()} value(s) that float32 cannot hold "
+                            f"(first: {source[lost].ravel()[0]!r}); weights and biases are stored as float32")
+    return out
+
+
+def as_layer_matrix(matrix: Any, what: str = "a weight matrix") -> sp.csr_matrix:
     """Canonical form of one layer: CSR, float32, sorted indices, one entry per connection.
 
     Stored zeros are kept: they are connections whose weight is exactly 0. Duplicate entries
-    of one position are one connection (their values add up).
+    of one position are one connection (their values add up). Values float32 cannot hold are
+    refused (TopologyError), never rounded to inf or to 0.
     """
-    m = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+    m = sp.csr_matrix(matrix, copy=True)
     m.sum_duplicates()
+    m.data = as_float32(m.data, what)  # after summing: the stored value is the sum
+    m = m.astype(np.float32, copy=False)
     m.sort_indices()
     return m
 
@@ -43,10 +65,12 @@ class Snapshot:
     epoch: int | None = None
 
     def __post_init__(self) -> None:
-        self.layers = [as_layer_matrix(m) for m in self.layers]
+        where = f"step {self.step} of run '{self.run_id}'"
+        self.layers = [as_layer_matrix(m, f"layer {k} of {where}") for k, m in enumerate(self.layers)]
         if not self.biases:
             self.biases = [None] * len(self.layers)
-        self.biases = [None if b is None else np.asarray(b, dtype=np.float32).ravel() for b in self.biases]
+        self.biases = [None if b is None else as_float32(b, f"the bias of layer {k} of {where}").ravel()
+                       for k, b in enumerate(self.biases)]
         validate_layers(self.layers, self.biases)
 
     @property

@@ -38,11 +38,22 @@ def epoch_dirs(root: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+# Neurons per layer: a declared shape beyond this is refused before anything is allocated (a COO file
+# of a few bytes can declare 2^33 rows, whose CSR row index alone would take 64 GiB).
+MAX_LAYER_WIDTH = 2**31 - 1
+
+
 def _load_matrix(path: Path) -> sp.csr_matrix:
     try:
-        return sp.load_npz(path).tocsr()
+        m = sp.load_npz(path)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
         raise NpzFormatError(f"{path} is not a readable scipy sparse .npz file ({exc.__class__.__name__})") from None
+    if max(m.shape) > MAX_LAYER_WIDTH:
+        raise NpzFormatError(f"{path} declares shape {m.shape}; a layer can have at most {MAX_LAYER_WIDTH} neurons")
+    try:
+        return m.tocsr()
+    except MemoryError:
+        raise NpzFormatError(f"{path} declares shape {m.shape}, too large to hold in this machine's memory") from None
 
 
 def read_snapshot_dir(path: str | Path, run_id: str = "", step: int = 0, epoch: int | None = None) -> Snapshot:
@@ -63,13 +74,19 @@ def read_snapshot_dir(path: str | Path, run_id: str = "", step: int = 0, epoch: 
         full = _load_matrix(files[k])
         if full.shape[0] < 2:
             raise NpzFormatError(f"{files[k]} has {full.shape[0]} rows; expected inputs plus one bias row")
-        layers.append(full[:-1])
-        biases.append(full[-1].toarray().ravel().astype(np.float32))
+        try:
+            layers.append(full[:-1])
+            biases.append(full[-1].toarray().ravel())  # Snapshot converts, refusing what float32 cannot hold
+        except MemoryError:
+            raise NpzFormatError(f"{files[k]} declares shape {full.shape}, too large to hold in this machine's memory") from None
     try:
         validate_layers(layers, biases)
     except TopologyError as exc:
         raise NpzFormatError(f"{path}: {exc}") from None
-    return Snapshot(run_id=run_id, step=step, layers=layers, biases=biases, epoch=epoch)
+    try:
+        return Snapshot(run_id=run_id, step=step, layers=layers, biases=biases, epoch=epoch)
+    except TopologyError as exc:
+        raise NpzFormatError(f"{path}: {exc}") from None
 
 
 def read_test_accuracies(root: Path) -> list[float]:

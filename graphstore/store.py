@@ -5,7 +5,7 @@ import time
 from typing import Any
 
 from . import reader
-from .errors import ReadOnlyViolation, RunConflictError, ServerUnavailable
+from .errors import check_run_id, ReadOnlyViolation, RunConflictError, ServerUnavailable
 from .model import RunInfo, Snapshot
 from .schema import ensure_schema
 from .settings import ConnectionSettings, external_settings
@@ -74,6 +74,7 @@ class GraphStore:
     # -- runs ----------------------------------------------------------------------
     def create_run(self, info: RunInfo) -> dict:
         """Create the run, or return it if it exists with the same architecture."""
+        check_run_id(info.run_id)
         props: dict[str, Any] = {k: v for k, v in info.config.items() if v is not None}
         props.update({k: getattr(info, k) for k in _RUN_FIELDS if getattr(info, k) is not None})
         records, _, _ = self.driver.execute_query(
@@ -213,6 +214,19 @@ class GraphStore:
                     "the query tries to write, and this command only reads; nothing was changed"
                 ) from None
             raise
+
+    def query(self, query: str, params: dict[str, Any] | None = None) -> list[dict]:
+        """A user's query: read-only, and refused (AdministrationRefused, nothing run) when it holds an
+        administration command or calls a procedure that writes or administers."""
+        from .cypher_guard import refuse_administration
+
+        def mode(name: str) -> str | None:
+            records, _, _ = self.driver.execute_query(
+                "SHOW PROCEDURES YIELD name, mode WHERE name = $name RETURN mode", name=name, database_=self.database)
+            return records[0]["mode"] if records else None
+
+        refuse_administration(query, mode)
+        return self.read(query, params)
 
     def write(self, query: str, params: dict[str, Any] | None = None) -> list[dict]:
         with self.driver.session(database=self.database) as session:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .errors import GraphStoreError, RunConflictError, UnknownRunError
+from .errors import GraphStoreError, RunConflictError, UnknownRunError, check_run_id
 from .lease import WriterLeases
 from .model import Snapshot
 
@@ -183,6 +183,7 @@ class SnapshotWriter:
     def cursor(self, run_id: str) -> RunCursor:
         """The run's cursor; the first call takes the run's writer lease (RunBusyError if a live
         process holds it) and only then rolls back a step a dead writer left incomplete."""
+        check_run_id(run_id)
         if run_id in self._cursors and self.lease.holds(run_id):
             return self._cursors[run_id]
         self._cursors.pop(run_id, None)
@@ -264,6 +265,8 @@ class SnapshotWriter:
         new_ids = [np.empty(int(d.new.sum()), dtype=np.int64) for d in diffs]
         changes = sum(ids.size + d.vanished_ids.size for ids, d in zip(new_ids, diffs))
         with self.driver.session(database=self.database, fetch_size=-1) as session:
+            if not cursor.neuron_ids or any("" in ids for ids in cursor.neuron_ids):
+                cursor.neuron_ids = self._ensure_neurons(session, snapshot.run_id, cursor.architecture)
             if changes <= CHUNK:
                 cursor.neuron_ids = session.execute_write(self._single_tx, snapshot, cursor, diffs, new_ids)
             else:
@@ -371,7 +374,7 @@ class SnapshotWriter:
     def _head(self, tx, snapshot: Snapshot, cursor: RunCursor, diffs: list[LayerDiff], complete: bool):
         """Neurons (first step only), the Snapshot with its metrics, and its LayerSnapshots."""
         run, step = snapshot.run_id, snapshot.step
-        neuron_ids = cursor.neuron_ids or self._create_neurons(tx, run, cursor.architecture)
+        neuron_ids = cursor.neuron_ids  # created before the step (_ensure_neurons)
         props = {"epoch": snapshot.epoch, "n_synapses": snapshot.n_synapses, "density": snapshot.density}
         props.update({k: v for k, v in snapshot.metrics.items() if v is not None})
         if not complete:
@@ -448,18 +451,25 @@ class SnapshotWriter:
                     )
                 new_ids[k][offset + created] = np.asarray(record["id"], dtype=np.int64)
 
-    @staticmethod
-    def _create_neurons(tx, run: str, architecture: list[int]) -> list[list[str]]:
+    def _ensure_neurons(self, session, run: str, architecture: list[int]) -> list[list[str]]:
+        """The run's neurons, created in transactions of CHUNK like synapses (a 1,000,000-input layer
+        in one transaction ran out of a 3 GiB heap). MERGE: a crash between chunks leaves neurons
+        that the next writer reuses."""
+        def work(tx, layer, lo, hi):
+            self.lease.fence(tx, run)
+            record = tx.run(
+                "UNWIND range($lo, $hi - 1) AS i MERGE (n:Neuron {run_id: $run, layer: $layer, index: i}) "
+                "RETURN collect(i) AS i, collect(elementId(n)) AS id",
+                lo=lo, hi=hi, run=run, layer=layer,
+            ).single()
+            return record["i"], record["id"]
+
         ids = []
         for layer, size in enumerate(architecture):
-            result = tx.run(
-                "UNWIND range(0, $n - 1) AS i CREATE (n:Neuron {run_id: $run, layer: $layer, index: i}) "
-                "RETURN i, elementId(n) AS id",
-                n=size, run=run, layer=layer,
-            )
             layer_ids = [""] * size
-            for r in result:
-                layer_ids[r["i"]] = r["id"]
+            for lo in range(0, size, CHUNK):
+                for i, element_id in zip(*session.execute_write(work, layer, lo, min(size, lo + CHUNK))):
+                    layer_ids[i] = element_id
             ids.append(layer_ids)
         return ids
 

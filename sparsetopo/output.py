@@ -25,6 +25,22 @@ def plain(value: Any) -> Any:
     return value
 
 
+def _finite(value: Any) -> Any:
+    """NaN and ±inf as null: JSON has no such numbers (json.dumps would print NaN/Infinity)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def json_text(value: Any) -> str:
+    """Valid JSON for any result (NaN/±inf become null)."""
+    return json.dumps(_finite(plain(value)), default=str, allow_nan=False)
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -41,8 +57,7 @@ def emit(rows: list[dict], columns: Iterable[str] | None = None, as_json: bool =
     rows = [plain(r) for r in rows]
     cols = list(columns) if columns is not None else list(dict.fromkeys(k for r in rows for k in r))
     if as_json:
-        json.dump([{c: r.get(c) for c in cols} for r in rows], sys.stdout, indent=None, default=str)
-        sys.stdout.write("\n")
+        sys.stdout.write(json_text([{c: r.get(c) for c in cols} for r in rows]) + "\n")
         return
     if as_csv:
         writer = csv.writer(sys.stdout)
@@ -65,6 +80,6 @@ def emit_object(obj: dict, as_json: bool = False, title: str | None = None) -> N
     """Print one record: JSON object, or a two-column table."""
     obj = plain(obj)
     if as_json:
-        print(json.dumps(obj, default=str))
+        print(json_text(obj))
         return
     emit([{"field": k, "value": v} for k, v in obj.items()], ["field", "value"], title=title)

@@ -10,8 +10,10 @@ from .progress import progress_bar
 
 def import_npz_run(store, root: Path, run_id: str, name=None, method=None, dataset=None) -> dict:
     """Import a paper-format snapshot or run directory; idempotent, one transaction per step."""
+    from graphstore.errors import check_run_id
     from graphstore.npz_io import epoch_dirs, is_snapshot_dir, read_run_dir
 
+    check_run_id(run_id)  # before reading any file
     root = Path(root)
     total = 1 if is_snapshot_dir(root) else len(epoch_dirs(root)) if root.is_dir() else 1
     snapshots = read_run_dir(root, run_id)

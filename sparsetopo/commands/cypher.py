@@ -12,11 +12,11 @@ def cypher(
     as_json: bool = typer.Option(False, "--json", help="A JSON array with one object per row."),
     as_csv: bool = typer.Option(False, "--csv"),
 ) -> None:
-    """Run a read-only Cypher query; write queries are refused and change nothing."""
+    """Run a read-only Cypher query; writes, administration commands and procedures are refused."""
     from ..context import open_store, parse_params
     from ..output import emit
 
     params = parse_params(param)
     with open_store() as store:
-        rows = store.read(query, params)
+        rows = store.query(query, params)
     emit(rows, None, as_json, as_csv)

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import typer
 
+from ..context import int64_option
+
 import_app = typer.Typer(no_args_is_help=True, help="Import topologies into the graph store.")
 export_app = typer.Typer(no_args_is_help=True, help="Export topologies from the graph store.")
 
@@ -42,7 +44,7 @@ def import_npz(
 @export_app.command("npz")
 def export_npz(
     run_id: str = typer.Argument(...),
-    step: int = typer.Option(..., "--step"),
+    step: int = typer.Option(..., "--step", callback=int64_option),
     out: Path = typer.Option(..., "--out", help="Directory to write weight_l*.npz into."),
 ) -> None:
     """Write one stored snapshot in the paper's format (last row of each file = bias)."""

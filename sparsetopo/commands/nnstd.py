@@ -6,12 +6,13 @@ analysis.nnstd; this module only reads inputs, shows progress and prints.
 """
 from __future__ import annotations
 
-import json
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Optional
 
 import typer
+
+from ..output import json_text
 
 app = typer.Typer(no_args_is_help=True, help="Neural Network Sparse Topology Distance (NNSTD) between sparse networks.")
 
@@ -87,7 +88,7 @@ def pair(
         out = result.to_dict()
         if report is not None:
             out["tie_sensitivity"] = report
-        print(json.dumps(out))
+        print(json_text(out))
         return
     rows = [{"layer": k, "distance": d} for k, d in enumerate(result.layers)]
     rows.append({"layer": "network (mean)", "distance": result.distance})
@@ -130,7 +131,7 @@ def matrix(
 
         plot_distance_heatmap(distance, networks, out, title=f"NNSTD ({method})")
     if as_json:
-        print(json.dumps({"labels": list(networks), "distance": distance.tolist(), "layers": layers.tolist()}))
+        print(json_text({"labels": list(networks), "distance": distance.tolist(), "layers": layers.tolist()}))
     elif as_csv:
         import csv
         import sys

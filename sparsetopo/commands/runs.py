@@ -24,16 +24,15 @@ def list_runs(as_json: bool = typer.Option(False, "--json"), as_csv: bool = type
 @app.command()
 def show(run_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """A run's configuration and its snapshots."""
-    import json
 
     from ..context import open_store
-    from ..output import emit, emit_object
+    from ..output import emit, emit_object, json_text
 
     with open_store() as store:
         run = store.get_run(run_id)
         snaps = store.list_snapshots(run_id)
     if as_json:
-        print(json.dumps({"run": run, "snapshots": snaps}, default=str))
+        print(json_text({"run": run, "snapshots": snaps}))
         return
     emit_object(run, title=f"Run {run_id}")
     cols = [c for c in _SNAPSHOT_COLUMNS if any(c in s for s in snaps)]
@@ -62,17 +61,16 @@ def check(
     """Verify a run against its per-step matrices: lifetimes, weights, counts, summaries.
 
     Exit status 1 when the run is inconsistent (and, with --repair, could not be repaired)."""
-    import json
 
     from graphstore.check import check_run
 
     from ..context import open_store
-    from ..output import emit
+    from ..output import emit, json_text
 
     with open_store() as store:
         report = check_run(store, run_id, repair=repair)
     if as_json:
-        print(json.dumps(report))
+        print(json_text(report))
     else:
         if report["repaired"]:
             emit(report["repaired"], ["step", "layer", "problem"], title=f"Repaired in run {run_id}")

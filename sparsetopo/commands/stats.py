@@ -10,6 +10,8 @@ from typing import Callable, Optional
 
 import typer
 
+from ..context import int64_option
+
 PREFIX = "stat_"
 # The human table shows a few columns under short headers (80-column terminals); --json/--csv show all.
 SUMMARY = {"step": "step", "n_synapses": "synapses", "in_degree_gini": "in-deg. Gini",
@@ -52,7 +54,8 @@ def compute_run_statistics(store, run_id: str, hubs: int = 5, recompute: bool = 
 
 def stats(
     run: str = typer.Argument(..., help="The run id."),
-    step: Optional[int] = typer.Option(None, "--step", "-s", help="Show one snapshot in full, network and per layer."),
+    step: Optional[int] = typer.Option(None, "--step", "-s", help="Show one snapshot in full, network and per layer.",
+                                       callback=int64_option),
     hubs: int = typer.Option(5, "--hubs", min=0, help="How many hub neurons to record per layer."),
     recompute: bool = typer.Option(False, "--recompute", help="Recompute snapshots that have statistics already."),
     as_json: bool = typer.Option(False, "--json", help="JSON: an array per step, or one object with --step."),

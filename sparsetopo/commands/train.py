@@ -127,9 +127,6 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Train an MLP with dense, static, SET or RigL connectivity; every snapshot goes into Neo4j."""
-    import json
-    import sys
-
     from trainer.data import check_name, load_dataset
     from trainer.loop import TrainConfig, run_info, train as train_loop
     from trainer.recipes import parse_rule
@@ -145,6 +142,10 @@ def train(
     config.validate()
     if queue_size < 1:
         raise UsageError(f"--queue must be at least 1; got {queue_size}")
+    if run_id is not None:
+        from graphstore.errors import check_run_id
+
+        check_run_id(run_id)  # before the data set is loaded
     data = load_dataset(dataset, log=lambda m: typer.echo(m, err=True))
     run_id = run_id or default_run_id(method, dataset)
     info = run_info(config, data, run_id, name)
@@ -163,9 +164,10 @@ def train(
     seconds = time.perf_counter() - started
 
     if as_json:
-        json.dump({"run_id": run_id, "dataset_source": data.source, "seconds": seconds, "stored": not no_store,
-                   "steps": result.steps}, sys.stdout)
-        sys.stdout.write("\n")
+        from ..output import json_text
+
+        print(json_text({"run_id": run_id, "dataset_source": data.source, "seconds": seconds, "stored": not no_store,
+                         "steps": result.steps}))
         return
     emit(result.steps, _SUMMARY_COLUMNS, title=f"{method} on {dataset} ({data.source}), {seconds:.1f} s")
     typer.echo(f"run id: {run_id}" + ("" if not no_store else " (not stored)"))

@@ -1,0 +1,188 @@
+"""The project's own Neo4j server as a user runs it (issue 12, items 7 and 9).
+
+One private instance for the module, created and restarted for real through `sparsetopo db`;
+ports are occupied by real listening sockets and real TIME-WAIT sockets.
+"""
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from graphstore.server import ADMIN_TOOL, LocalServer, Memory, free_port
+
+pytestmark = pytest.mark.neo4j
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = Memory(heap="768m", initial_heap="256m", page_cache="64m")
+
+
+def _env(home: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_")}
+    # Later -Xms/-Xmx win: the CLI's `db start` runs this instance with a small heap.
+    return env | {"PYTHONPATH": str(ROOT), "SPARSETOPO_HOME": str(home),
+                  "SPARSETOPO_JVM_OPTIONS": "-Xms256m -Xmx768m"}
+
+
+def _db(home: Path, *args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "sparsetopo.cli", "db", *args], env=_env(home),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _one_line_error(proc) -> str:
+    assert proc.returncode != 0, proc.stdout
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip() and not line.startswith("starting Neo4j")]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), proc.stderr
+    return lines[0]
+
+
+class _CmdlineWatch(threading.Thread):
+    """Reads every process's command line until stopped: what `ps` would show."""
+
+    def __init__(self, password_file: Path):
+        super().__init__(daemon=True)
+        self.password_file, self.stop, self.seen_admin, self.seen_password = password_file, threading.Event(), False, False
+
+    def run(self):
+        while not self.stop.is_set():
+            password = self.password_file.read_text().strip() if self.password_file.exists() else None
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit():
+                    continue
+                try:
+                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                except OSError:
+                    continue
+                if ADMIN_TOOL in cmdline:
+                    self.seen_admin = True
+                    if password and password in cmdline:
+                        self.seen_password = True
+            time.sleep(0.005)
+
+
+@pytest.fixture(scope="module")
+def instance(tmp_path_factory):
+    home = tmp_path_factory.mktemp("db-home")
+    server = LocalServer(home / "neo4j", SMALL)
+    watch = _CmdlineWatch(server.password_file)
+    watch.start()
+    try:
+        server.start(bolt_port=free_port(), http_port=free_port())
+    finally:
+        watch.stop.set()
+        watch.join()
+    server.watch = watch
+    try:
+        yield home, server
+    finally:
+        server.stop()
+
+
+def _tcp_states(port: int) -> set[str]:
+    states = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if int(local.rsplit(":", 1)[1], 16) == port:
+                states.add(state)
+    return states
+
+
+def _leave_time_wait(port: int) -> None:
+    """A connection to `port` closed first by its accepting side: a TIME-WAIT socket on `port`."""
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = listener.accept()
+        accepted.close()
+        time.sleep(0.05)
+        client.close()
+    assert "06" in _tcp_states(port)  # 06 = TIME_WAIT
+
+
+def _listen(port: int) -> socket.socket:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the stopped server left TIME-WAIT sockets
+    s.bind(("127.0.0.1", port))
+    s.listen()
+    return s
+
+
+def test_db_stop_then_start_restarts_at_once_despite_time_wait_sockets(instance):
+    home, server = instance
+    from neo4j import GraphDatabase
+
+    settings = server.settings()
+    with GraphDatabase.driver(settings.uri, auth=(settings.user, settings.password)) as driver:
+        driver.execute_query("RETURN 1")
+    stop = _db(home, "stop")
+    assert stop.returncode == 0 and "stopped" in stop.stdout, stop.stderr
+    state = server._state()
+    for port in (state["bolt_port"], state["http_port"]):
+        _leave_time_wait(port)
+    started = time.monotonic()
+    start = _db(home, "start")
+    assert start.returncode == 0, start.stderr
+    assert "running" in start.stdout and server.pid
+    assert time.monotonic() - started < 180
+
+
+@pytest.mark.parametrize("which", ["bolt", "http"])
+def test_a_port_really_taken_is_named_without_advice_to_remove_data(instance, which):
+    home, server = instance
+    _db(home, "stop")
+    port = server._state()[f"{which}_port"]
+    with _listen(port):
+        proc = _db(home, "start")
+    line = _one_line_error(proc)
+    assert str(port) in line and ("Bolt" if which == "bolt" else "HTTP") in line
+    assert "remove" not in line.lower() and "Traceback" not in proc.stderr
+    assert not server.pid
+    assert (server.data_dir).exists()
+    again = _db(home, "start")  # the port is free again: the instance starts as it was
+    assert again.returncode == 0, again.stderr
+
+
+def test_the_password_never_appears_in_ps_while_the_instance_is_created(instance):
+    _home, server = instance
+    assert server.watch.seen_admin, "the watcher never saw neo4j-admin run"
+    assert not server.watch.seen_password
+    assert not list(server.home.glob("*.args"))  # the @file is gone
+
+
+def test_the_instance_is_private(instance):
+    _home, server = instance
+    assert server.pid
+    open_to_others = []
+    for dirpath, dirnames, filenames in os.walk(server.home):
+        for name in [*dirnames, *filenames]:
+            path = Path(dirpath) / name
+            if path.is_symlink() or path.is_socket():
+                continue
+            if path.stat().st_mode & 0o077:
+                open_to_others.append(f"{path} {oct(path.stat().st_mode & 0o777)}")
+    assert server.home.stat().st_mode & 0o777 == 0o700
+    assert not open_to_others, open_to_others
+    assert any(server.data_dir.rglob("neostore*")) and server.log_file.exists()
+
+
+def test_the_instance_advertises_the_ports_it_listens_on(instance):
+    import json
+    import urllib.request
+
+    _home, server = instance
+    state = server._state()
+    bolt, http = state["bolt_port"], state["http_port"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{http}/", timeout=30) as response:
+        discovery = json.loads(response.read())
+    assert discovery["bolt_direct"].endswith(f"127.0.0.1:{bolt}"), discovery
+    assert all(":7687" not in str(v) and ":7474" not in str(v) for v in discovery.values()), discovery
+    log = server.log_file.read_text()
+    assert f"Remote interface available at http://127.0.0.1:{http}/" in log
+    assert "localhost:7474" not in log
