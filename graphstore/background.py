@@ -16,6 +16,7 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
+from .driver import server_gone
 from .errors import RunConflictError
 from .model import RunInfo, Snapshot
 
@@ -91,6 +92,11 @@ class BackgroundWriter:
             except queue.Full:
                 self._raise_pending()  # the writer may have failed while we wait
         self.wait_seconds += time.perf_counter() - started
+
+    @property
+    def error(self) -> BaseException | None:
+        """The writer thread's error, if it failed."""
+        return self._error
 
     @property
     def pending(self) -> int:
@@ -200,6 +206,10 @@ def recording(store, info: RunInfo, maxsize: int = DEFAULT_QUEUE,
         try:
             if untouched:
                 store.writer.release(info.run_id)
+            elif writer is not None and writer.error is not None and server_gone(writer.error):
+                # The server is gone: marking the run would only retry for the driver's 30 s. Its
+                # lease stops beating, so readers see the writer as gone; committed steps are whole.
+                pass
             else:
                 # The latest weights and the status are written to their end, whatever Ctrl-C says.
                 interrupted = wait_through_interrupts(lambda: store.set_run_status(info.run_id, status))

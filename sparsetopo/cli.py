@@ -50,9 +50,13 @@ def user_error_message(exc: BaseException) -> str | None:
     if module in _OUR_PACKAGES:
         return str(exc)
     if module == "neo4j":
+        from graphstore.driver import server_gone
+
         name = type(exc).__name__
-        if name in {"ServiceUnavailable", "SessionExpired"}:
-            return f"cannot reach the Neo4j server ({exc}); is it running? try `sparsetopo db status`"
+        if server_gone(exc):
+            return (f"cannot reach the Neo4j server, or it stopped answering ({name}); start it with "
+                    "`sparsetopo db start`: every step a run committed before is complete, and "
+                    "`sparsetopo runs check RUN` verifies it")
         if name in {"AuthError", "Unauthorized"}:
             return "Neo4j refused the credentials; check NEO4J_USER / NEO4J_PASSWORD"
         if name == "CypherSyntaxError":
@@ -65,6 +69,11 @@ def user_error_message(exc: BaseException) -> str | None:
 
 
 def main() -> None:
+    import logging
+
+    # The driver logs every retry of a transaction as a warning; the error that ends the retries
+    # is what the user needs, as one sentence.
+    logging.getLogger("neo4j").setLevel(logging.ERROR)
     try:
         app()
     except KeyboardInterrupt:

@@ -186,3 +186,45 @@ def test_the_instance_advertises_the_ports_it_listens_on(instance):
     log = server.log_file.read_text()
     assert f"Remote interface available at http://127.0.0.1:{http}/" in log
     assert "localhost:7474" not in log
+
+
+def test_a_server_killed_during_train_is_one_sentence_and_leaves_whole_steps(instance):
+    """Issue 12, item 6: kill -9 of the server while `train` streams into it."""
+    import json
+    import signal
+
+    from neo4j import GraphDatabase
+
+    home, server = instance
+    if not server.pid:
+        server.start()
+    env = _env(home) | {"SPARSETOPO_WRITER_LEASE": "3"}
+    train = subprocess.Popen(
+        [sys.executable, "-m", "sparsetopo.cli", "train", "--dataset", "digits", "--hidden", "64,64", "--epochs", "400",
+         "--epsilon", "4", "--run-id", "killed", "--threads", "1", "--quiet"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    settings = server.settings()
+    deadline = time.monotonic() + 180
+    with GraphDatabase.driver(settings.uri, auth=(settings.user, settings.password)) as driver:
+        while time.monotonic() < deadline:
+            n = driver.execute_query("MATCH (s:Snapshot {run_id: 'killed'}) RETURN count(s) AS n").records[0]["n"]
+            if n >= 3:
+                break
+            time.sleep(0.2)
+    assert n >= 3, train.stderr.read() if train.poll() is not None else "no snapshots stored"
+    os.kill(server.pid, signal.SIGKILL)
+    _, err = train.communicate(timeout=180)
+    assert train.returncode == 1
+    assert "Traceback" not in err and "retried" not in err
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: cannot reach the Neo4j server"), err
+
+    server.start()
+    time.sleep(4)  # the killed writer's lease (3 s) has expired
+    show = subprocess.run([sys.executable, "-m", "sparsetopo.cli", "runs", "show", "killed", "--json"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    run = json.loads(show.stdout)["run"]
+    assert run["writer"] == "gone"
+    check = subprocess.run([sys.executable, "-m", "sparsetopo.cli", "runs", "check", "killed"], env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert check.returncode == 0, check.stdout + check.stderr
