@@ -71,9 +71,9 @@ def user_error_message(exc: BaseException) -> str | None:
 def main() -> None:
     import logging
 
-    # The driver logs every retry of a transaction as a warning; the error that ends the retries
-    # is what the user needs, as one sentence.
-    logging.getLogger("neo4j").setLevel(logging.ERROR)
+    # The driver logs every retry of a transaction and every lost connection; the error that
+    # ends them is what the user needs, as one sentence.
+    logging.getLogger("neo4j").setLevel(logging.CRITICAL)
     try:
         app()
     except KeyboardInterrupt:
