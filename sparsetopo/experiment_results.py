@@ -162,9 +162,12 @@ def evolution_and_pairs(store, specs, findings: Findings, log, workers: int | No
 
 # --- Figure 4 --------------------------------------------------------------------------------------
 
-def _keys(m) -> np.ndarray:
+def _keys(m, nonzero: bool = False) -> np.ndarray:
+    """Sorted positions of a layer's connections (only those with a nonzero weight, as a file of
+    nonzero weights would show them, when `nonzero`)."""
     c = m.tocoo()
-    return np.unique(c.row.astype(np.int64) * m.shape[1] + c.col)
+    keep = c.data != 0 if nonzero else slice(None)
+    return np.unique(c.row[keep].astype(np.int64) * m.shape[1] + c.col[keep])
 
 
 def _off_diagonal_mean(m: np.ndarray) -> float:
@@ -214,6 +217,7 @@ def figure4(store, scale, specs, findings: Findings, figures_dir: Path, workers:
     reported = [(e, step) for e, step in wanted if step in common]
     first_keys = {}
     out = {"epochs": scale.fig4_epochs, "layer_mean": {}, "initial_layer_mean": {}, "survival": {},
+           "survival_nonzero": {},
            "weight_std": {}, "connections": {}, "nonzero_connections": {}, "accuracy": {}, "labels": labels}
     for e, step in reported:
         nets = [store.read_snapshot(s.run_id, step).layers for s in runs]
@@ -231,12 +235,16 @@ def figure4(store, scale, specs, findings: Findings, figures_dir: Path, workers:
                 out["layer_mean"].setdefault(k, {})[e] = v
         if step == 1:
             first_keys = {i: [_keys(m) for m in net] for i, net in enumerate(nets)}
+            first_nonzero = {i: [_keys(m, True) for m in net] for i, net in enumerate(nets)}
         if e != "initial":
             for k in range(n_layers):
                 if first_keys:
                     alive = [np.isin(first_keys[i][k], _keys(net[k]), assume_unique=True).mean()
                              for i, net in enumerate(nets)]
                     out["survival"].setdefault(k, {})[e] = float(np.mean(alive))
+                    alive_nz = [np.isin(first_nonzero[i][k], _keys(net[k], True), assume_unique=True).mean()
+                                for i, net in enumerate(nets)]
+                    out["survival_nonzero"].setdefault(k, {})[e] = float(np.mean(alive_nz))
                 out["weight_std"].setdefault(k, {})[e] = float(np.mean([net[k].data.std() for net in nets]))
                 out["connections"].setdefault(k, {})[e] = float(np.mean([net[k].nnz for net in nets]))
                 out["nonzero_connections"].setdefault(k, {})[e] = float(

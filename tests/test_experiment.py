@@ -47,7 +47,7 @@ def test_tiny_experiment_stores_everything_and_resumes(store, cli, tmp_path):
     assert (out / "figures" / "fig4_layer0_initial.png").exists()
     summary = json.loads((out / "results.json").read_text())
     f4 = summary["figure4"]
-    assert f4["dataset"] == "digits" and f4["epochs"] == 3 and f4["recipe"] == "keras"
+    assert f4["dataset"] == "digits" and f4["epochs"] == 3 and f4["recipe"] == "keras-randn"
     assert set(f4["layer_mean"]) == {"0", "1", "2"} and set(f4["layer_mean"]["0"]) == {"0", "1"}
     assert set(f4["random_reference"]) == {"0", "1", "2"}
     assert f4["survival"]["0"]["0"] == 1.0 and 0 < f4["survival"]["0"]["1"] < 1
