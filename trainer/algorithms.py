@@ -268,7 +268,8 @@ def make_algorithm(method: str, zeta: float, total_batches: int = 0, delta_t: in
     if recipe.prune_rule == "rigl-magnitude":
         return Algorithm("rigl", recipe, RigLPruner(recipe.rigl_drop_noise), GradientGrower(),
                          RigLReferenceSchedule(zeta, delta_t, t_end))
-    if recipe.prune_rule == "magnitude":
+    if recipe.prune_rule in ("magnitude", "floor-per-sign"):
+        # sparsetopo-v0 names its SET rule; its RigL pruned the smallest magnitudes
         return Algorithm("rigl", recipe, MagnitudePruner(), GradientGrower(), CosineSchedule(zeta, delta_t, t_end))
     raise ConfigError(f"RigL prunes by magnitude; prune-rule '{recipe.prune_rule}' is SET's")
 
