@@ -14,7 +14,7 @@ from trainer.recipes import RECIPES
 from trainer.sparse import initial_masks
 
 V0 = RECIPES["sparsetopo-v0"]
-V0_RIGL = V0.__class__(**{**V0.__dict__, "name": "sparsetopo-v0", "prune_rule": "magnitude"})
+V0_RIGL = V0  # sparsetopo-v0's RigL rule (rigl_prune_rule) is magnitude
 
 
 def _layer(n_out, n_in, count, seed):

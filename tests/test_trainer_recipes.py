@@ -325,10 +325,10 @@ def test_rules_can_be_changed_one_by_one_and_bad_ones_are_one_sentence():
         parse_rule("regrow=zero")
     assert resolve("set", None, {}).name == "keras-randn" and resolve("rigl", None, {}).name == "rigl"
     assert resolve("dense", None, {}).name == "keras"
-    # every recipe serves RigL too (sparsetopo-v0's RigL prunes by magnitude)
+    # every recipe serves RigL too: SET's and RigL's pruning are separate rules
     for name, recipe in RECIPES.items():
-        if name not in ("keras", "keras-randn", "sparse-python"):
-            assert make_algorithm("rigl", 0.3, 1000, recipe=recipe).pruner is not None
+        pruner = make_algorithm("rigl", 0.3, 1000, recipe=recipe).pruner
+        assert type(pruner).__name__ == ("MagnitudePruner" if name == "sparsetopo-v0" else "RigLPruner")
     # keras-randn differs from keras in its initial weights only
     diff = {k for k, v in RECIPES["keras"].rules().items() if RECIPES["keras-randn"].rules()[k] != v}
     assert diff == {"weight_init"}

@@ -255,23 +255,18 @@ def make_algorithm(method: str, zeta: float, total_batches: int = 0, delta_t: in
     if method == "set":
         if recipe.prune_rule == "reference-thresholds":
             pruner = ReferenceSETPruner(recipe.threshold_values == "all-entries")
-        elif recipe.prune_rule == "floor-per-sign":
-            pruner = FloorPerSignPruner()
         else:
-            raise ConfigError(f"SET prunes by sign; prune-rule '{recipe.prune_rule}' is RigL's")
+            pruner = FloorPerSignPruner()
         return Algorithm("set", recipe, pruner, RandomGrower(), EpochSchedule(zeta, recipe.update_after_last_epoch))
     if delta_t < 1:
         raise ConfigError(f"delta_t must be at least 1 batch; got {delta_t}")
     if not 0 < rigl_end <= 1:
         raise ConfigError(f"rigl_end must be a fraction of training in (0, 1]; got {rigl_end}")
     t_end = int(rigl_end * total_batches)
-    if recipe.prune_rule == "rigl-magnitude":
+    if recipe.rigl_prune_rule == "rigl-magnitude":
         return Algorithm("rigl", recipe, RigLPruner(recipe.rigl_drop_noise), GradientGrower(),
                          RigLReferenceSchedule(zeta, delta_t, t_end))
-    if recipe.prune_rule in ("magnitude", "floor-per-sign"):
-        # sparsetopo-v0 names its SET rule; its RigL pruned the smallest magnitudes
-        return Algorithm("rigl", recipe, MagnitudePruner(), GradientGrower(), CosineSchedule(zeta, delta_t, t_end))
-    raise ConfigError(f"RigL prunes by magnitude; prune-rule '{recipe.prune_rule}' is SET's")
+    return Algorithm("rigl", recipe, MagnitudePruner(), GradientGrower(), CosineSchedule(zeta, delta_t, t_end))
 
 
 # --- one update ---------------------------------------------------------------------------------
@@ -320,7 +315,7 @@ def update_layer(
     added = torch.nonzero(~before & new_mask).squeeze(1)
     # A RigL connection dropped and grown back keeps its weight and momentum
     # (new_connections = grown & old mask == 0); SET's references regrow it from scratch.
-    fresh_at = added if recipe.prune_rule == "rigl-magnitude" else grown
+    fresh_at = added if isinstance(algorithm.pruner, RigLPruner) else grown
     in_place = int((before[grown]).sum())
     m.copy_(new_mask)
     w[~new_mask] = 0.0
@@ -345,7 +340,7 @@ def update_topology(
     for k, mask in enumerate(model.masks):
         if mask is None:
             continue
-        weight = model.dense_weight(k) if k in model.structures else model.linears[k].weight.data
+        weight = model.dense_weight(k)  # masked backend: the weight itself, updated in place
         momentum = model.momentum_dense(k, optimizer)
         removed, added, in_place = update_layer(
             weight, mask, algorithm, fraction, generator,

@@ -31,7 +31,8 @@ from .errors import ConfigError
 CHOICES: dict[str, tuple[str, ...]] = {
     "weight_init": ("glorot-uniform", "randn/10", "he-uniform-sparse"),
     "regrow_init": ("zero", "randn/10", "he-uniform-sparse"),
-    "prune_rule": ("reference-thresholds", "floor-per-sign", "rigl-magnitude", "magnitude"),
+    "prune_rule": ("reference-thresholds", "floor-per-sign"),  # SET's
+    "rigl_prune_rule": ("rigl-magnitude", "magnitude"),
     "threshold_values": ("all-entries", "connections"),
     "regrow_positions": ("any-not-kept", "empty-before-update"),
     "weight_decay_mode": ("none", "decoupled-per-batch", "coupled"),
@@ -49,7 +50,8 @@ class Recipe:
     name: str
     weight_init: str  # initial weights of the connections (biases always start at 0)
     regrow_init: str  # weight of a connection grown by a topology update
-    prune_rule: str
+    prune_rule: str  # how SET picks the connections to remove
+    rigl_prune_rule: str  # how RigL does
     threshold_values: str  # reference-thresholds only: which values the thresholds are read from
     regrow_positions: str
     weight_decay_mode: str
@@ -88,7 +90,7 @@ class Recipe:
             raise ConfigError(f"weight decay must not be negative; got {self.weight_decay}")
 
 
-_SET_COMMON = dict(regrow_positions="any-not-kept", prune_rule="reference-thresholds",
+_SET_COMMON = dict(regrow_positions="any-not-kept", prune_rule="reference-thresholds", rigl_prune_rule="rigl-magnitude",
                    rigl_skip_step_at_update=False, rigl_drop_noise=False, lr=0.01, momentum=0.9)
 
 RECIPES: dict[str, Recipe] = {
@@ -106,7 +108,8 @@ RECIPES: dict[str, Recipe] = {
         decay_biases=True, dropout=0.0, **_SET_COMMON),
     "sparsetopo-v0": Recipe(
         "sparsetopo-v0", weight_init="he-uniform-sparse", regrow_init="he-uniform-sparse",
-        prune_rule="floor-per-sign", threshold_values="connections", regrow_positions="empty-before-update",
+        prune_rule="floor-per-sign", rigl_prune_rule="magnitude", threshold_values="connections",
+        regrow_positions="empty-before-update",
         weight_decay_mode="coupled", weight_decay=2e-4, loss="cross-entropy", inputs="global-standardise",
         er_sampling="exact", momentum_reset_each_epoch=False, update_after_last_epoch=False,
         first_batch_dense=False, sparse_output=False, drop_last_batch=False, decay_biases=True,
@@ -115,7 +118,8 @@ RECIPES: dict[str, Recipe] = {
     # training settings, not topology rules, so this recipe keeps SGD at SET's defaults and the
     # topology rules of SparseRigLOptimizer (see docs/trainer.md).
     "rigl": Recipe(
-        "rigl", weight_init="glorot-uniform", regrow_init="zero", prune_rule="rigl-magnitude",
+        "rigl", weight_init="glorot-uniform", regrow_init="zero", prune_rule="reference-thresholds",
+        rigl_prune_rule="rigl-magnitude",
         threshold_values="connections", regrow_positions="any-not-kept", weight_decay_mode="coupled",
         weight_decay=1e-4, loss="cross-entropy", inputs="unit-range", er_sampling="exact",
         momentum_reset_each_epoch=False, update_after_last_epoch=False, first_batch_dense=False,
