@@ -9,7 +9,7 @@ import pytest
 
 from graphstore.cypher_guard import AdministrationRefused
 
-from test_store_faults import _cli, _env, _lease, _npz_run, _one_line_error, _wait_for, assert_consistent
+from test_store_faults import _cli, _during_import, _env, _npz_run, _one_line_error, assert_consistent
 
 pytestmark = pytest.mark.neo4j
 
@@ -48,18 +48,11 @@ def test_ordinary_reads_still_run(store, query):
 
 def test_terminate_transactions_through_cypher_cannot_kill_a_running_import(store, tmp_path):
     snaps = _npz_run(tmp_path / "run", "victim", steps=6)
-    writer = subprocess.Popen(_cli("import", "npz", tmp_path / "run", "--run-id", "victim"),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
-    try:
-        _wait_for(lambda: _lease(store, "victim"), what="the import to start")
-        attack = subprocess.run(_cli("cypher", REFUSED[1]), capture_output=True, text=True, env=_env(), timeout=300)
-        assert writer.poll() is None, "the import ended before the attack; make its steps slower"
-        assert "administration command" in _one_line_error(attack)
-        out, err = writer.communicate(timeout=600)
-    finally:
-        if writer.poll() is None:
-            writer.kill()
-    assert writer.returncode == 0, err
+    attack, _, err, code = _during_import(
+        store, tmp_path / "run", "victim",
+        lambda: subprocess.run(_cli("cypher", REFUSED[1]), capture_output=True, text=True, env=_env(), timeout=300))
+    assert "administration command" in _one_line_error(attack)
+    assert code == 0, err
     assert store.get_run("victim")["status"] == "completed"
     assert_consistent(store, "victim", snaps)
 

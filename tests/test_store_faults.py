@@ -59,6 +59,23 @@ def _one_line_error(proc) -> str:
     return lines[0]
 
 
+def _during_import(store, root, run_id, action):
+    """Start `import npz` in its own process, run action() while it holds the run, let it finish.
+
+    Returns (action's result, the import's stdout, its stderr, its exit status)."""
+    writer = subprocess.Popen(_cli("import", "npz", root, "--run-id", run_id),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        _wait_for(lambda: _lease(store, run_id), what=f"the import of {run_id} to take the run")
+        result = action()
+        assert writer.poll() is None, "the import ended before the action; make its steps slower"
+        out, err = writer.communicate(timeout=600)
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+    return result, out, err, writer.returncode
+
+
 def _lease(store, run_id):
     rows = store.read("MATCH (r:Run {run_id: $r}) RETURN r.writer_token AS token", {"r": run_id})
     return rows[0]["token"] if rows else None
@@ -108,19 +125,12 @@ def assert_consistent(store, run_id, snaps):
 
 def test_a_second_writer_of_a_live_run_is_refused_and_the_first_completes(store, tmp_path):
     snaps = _npz_run(tmp_path / "run", "twice", steps=6)
-    first = subprocess.Popen(_cli("import", "npz", tmp_path / "run", "--run-id", "twice"),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
-    try:
-        _wait_for(lambda: _lease(store, "twice"), what="the first import to take the run")
-        second = subprocess.run(_cli("import", "npz", tmp_path / "run", "--run-id", "twice"),
-                                capture_output=True, text=True, env=_env(), timeout=300)
-        assert first.poll() is None, "the first import ended before the second started; make its steps slower"
-        assert "is being written by another process" in _one_line_error(second)
-        out, err = first.communicate(timeout=600)
-    finally:
-        if first.poll() is None:
-            first.kill()
-    assert first.returncode == 0, err
+    second, out, err, code = _during_import(
+        store, tmp_path / "run", "twice",
+        lambda: subprocess.run(_cli("import", "npz", tmp_path / "run", "--run-id", "twice"),
+                               capture_output=True, text=True, env=_env(), timeout=300))
+    assert "is being written by another process" in _one_line_error(second)
+    assert code == 0, err
     assert f"imported {len(snaps)} new snapshot(s)" in out
     assert store.get_run("twice")["status"] == "completed"
     assert _lease(store, "twice") is None  # released when the import finished
