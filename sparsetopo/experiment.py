@@ -92,13 +92,6 @@ class ExperimentState:
     recipes: dict[str, str] = field(default_factory=dict)  # "figure4" or a method -> the recipe its runs followed
 
 
-def scale_tag(scale: Scale) -> str:
-    """The scale's name plus a digest of its definition: a changed definition never reuses old runs."""
-    import hashlib
-
-    return f"{scale.name}-{hashlib.sha256(repr(scale).encode()).hexdigest()[:6]}"
-
-
 def _part_tag(scale: Scale, part: str) -> str:
     """A digest of only the fields a part's runs depend on, so changing one part keeps the other's runs."""
     import hashlib
