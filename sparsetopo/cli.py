@@ -77,6 +77,10 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
+        import signal
+
+        # More Ctrl-C while the interpreter shuts down would kill it by the signal (status -2, not 130).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         typer.echo("interrupted; everything stored so far is complete.", err=True)
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - translated to one sentence or re-raised
