@@ -159,6 +159,11 @@ def train(
             else:
                 result = _train_into_store(config, data, info, bar, npz, queue_size, train_loop)
     except KeyboardInterrupt:
+        import signal
+
+        # Everything is stored and marked by now: a further Ctrl-C while the process unwinds would
+        # only end it by the signal (status -2 instead of 130).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         typer.echo(f"run {run_id} interrupted", err=True)
         raise
     seconds = time.perf_counter() - started
