@@ -19,6 +19,7 @@ perm[r] >= n_b), and matched[r] is that pair's cost. Pairs with a phantom cost
 """
 from __future__ import annotations
 
+from ..errors import UserError
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
@@ -30,7 +31,7 @@ from .nnstd_costs import dense_costs, explicit_costs, pair_costs, sparse_costs
 TIE_BREAKS_HELP = "'default' (the solver's own order; the authors' with the exact method), 'reversed', or 'shuffle:SEED'"
 
 
-class TieBreakError(ValueError):
+class TieBreakError(UserError, ValueError):
     """An unknown tie-break name."""
 
 

@@ -20,6 +20,7 @@ distance is divided by the larger width.
 """
 from __future__ import annotations
 
+from ..errors import UserError
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -33,7 +34,7 @@ METHODS = ("exact", "sparse")
 DEFAULT_TIE_BREAKS = ("default", "reversed", "shuffle:1", "shuffle:2", "shuffle:3")
 
 
-class NNSTDError(ValueError):
+class NNSTDError(UserError, ValueError):
     """Two networks NNSTD cannot compare, or an unknown option."""
 
 

@@ -70,7 +70,7 @@ def nnstd_pairs(networks: Sequence[Network], pairs: Sequence[tuple[int, int]], m
         size = max(1, total // (workers * 12))
         chunks = [list(pairs[k:k + size]) for k in range(0, total, size)]
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["analysis.nnstd", "analysis._lsap_preload"])
+        ctx.set_forkserver_preload(["sparsetopo.analysis.nnstd", "sparsetopo.analysis._lsap_preload"])
         done = 0
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(masks, method)) as pool:
             futures = [pool.submit(_work, chunk) for chunk in chunks]

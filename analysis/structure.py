@@ -18,6 +18,7 @@ Conventions (documented here because several choices are possible):
 """
 from __future__ import annotations
 
+from ..errors import UserError
 import math
 from typing import Sequence
 
@@ -27,7 +28,7 @@ import scipy.sparse as sp
 from .reachability import flow_statistics
 
 
-class StructureError(ValueError):
+class StructureError(UserError, ValueError):
     """Matrices that do not form a layered network."""
 
 

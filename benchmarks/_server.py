@@ -9,9 +9,9 @@ from pathlib import Path
 
 @contextmanager
 def benchmark_store():
-    from graphstore.settings import external_settings
-    from graphstore.server import DEFAULT_MEMORY, LocalServer, free_port
-    from graphstore.store import GraphStore
+    from sparsetopo.graphstore.settings import external_settings
+    from sparsetopo.graphstore.server import DEFAULT_MEMORY, LocalServer, free_port
+    from sparsetopo.graphstore.store import GraphStore
 
     if external_settings():
         with GraphStore.connect() as store:

@@ -15,10 +15,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._server import benchmark_store  # noqa: E402
-from graphstore.model import RunInfo  # noqa: E402
-from graphstore.reader import snapshots_equal  # noqa: E402
-from graphstore.synthetic import synthetic_run  # noqa: E402
-from graphstore.writer import linear_positions  # noqa: E402
+from sparsetopo.graphstore.model import RunInfo  # noqa: E402
+from sparsetopo.graphstore.reader import snapshots_equal  # noqa: E402
+from sparsetopo.graphstore.synthetic import synthetic_run  # noqa: E402
+from sparsetopo.graphstore.writer import linear_positions  # noqa: E402
 
 
 def main() -> None:

@@ -28,11 +28,11 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis import lsap  # noqa: E402
-from analysis.assignment import exact_assignment, lsap_assignment, sparse_assignment  # noqa: E402
-from analysis.nnstd import nnstd  # noqa: E402
-from analysis.nnstd_costs import connection_mask, dense_costs, fan_in  # noqa: E402
-from analysis.nnstd_parallel import default_workers, matrix_pairs, nnstd_pairs  # noqa: E402
+from sparsetopo.analysis import lsap  # noqa: E402
+from sparsetopo.analysis.assignment import exact_assignment, lsap_assignment, sparse_assignment  # noqa: E402
+from sparsetopo.analysis.nnstd import nnstd  # noqa: E402
+from sparsetopo.analysis.nnstd_costs import connection_mask, dense_costs, fan_in  # noqa: E402
+from sparsetopo.analysis.nnstd_parallel import default_workers, matrix_pairs, nnstd_pairs  # noqa: E402
 
 SHAPE = [784, 784, 784, 784, 10]
 

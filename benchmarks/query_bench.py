@@ -22,12 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from graphstore.errors import UnknownRunError  # noqa: E402
-from graphstore.evolution import ensure_evolution  # noqa: E402
-from graphstore.model import RunInfo  # noqa: E402
-from graphstore.queries import QUERIES, run_named  # noqa: E402
-from graphstore.store import GraphStore  # noqa: E402
-from graphstore.synthetic import synthetic_run  # noqa: E402
+from sparsetopo.graphstore.errors import UnknownRunError  # noqa: E402
+from sparsetopo.graphstore.evolution import ensure_evolution  # noqa: E402
+from sparsetopo.graphstore.model import RunInfo  # noqa: E402
+from sparsetopo.graphstore.queries import QUERIES, run_named  # noqa: E402
+from sparsetopo.graphstore.store import GraphStore  # noqa: E402
+from sparsetopo.graphstore.synthetic import synthetic_run  # noqa: E402
 
 SIZES = [784, 1000, 1000, 1000, 10]
 POSSIBLE = sum(a * b for a, b in zip(SIZES, SIZES[1:]))
@@ -109,7 +109,7 @@ def _plan_lines(plan, depth: int = 0) -> list[str]:
 
 def plans_markdown(store, run_id: str, n_lifetimes: int, n_snaps: int, params_for: dict) -> str:
     """Every named query's PROFILE plan on the benchmark run: which index each one seeks, how many rows."""
-    from graphstore.queries import bind
+    from sparsetopo.graphstore.queries import bind
 
     out = [
         "# PROFILE plans of the named queries",

@@ -19,8 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._server import benchmark_store  # noqa: E402
-from graphstore.model import RunInfo  # noqa: E402
-from graphstore.synthetic import synthetic_run  # noqa: E402
+from sparsetopo.graphstore.model import RunInfo  # noqa: E402
+from sparsetopo.graphstore.synthetic import synthetic_run  # noqa: E402
 from sparsetopo.commands.stats import compute_run_statistics  # noqa: E402
 from sparsetopo.report import render  # noqa: E402
 from sparsetopo.report_data import gather  # noqa: E402

@@ -24,7 +24,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
-from trainer.sparse_ops import SparseStructure, sparse_linear  # noqa: E402
+from sparsetopo.trainer.sparse_ops import SparseStructure, sparse_linear  # noqa: E402
 
 BATCH = 100
 

@@ -19,9 +19,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._server import benchmark_store  # noqa: E402
-from graphstore.background import BackgroundWriter, recording  # noqa: E402
-from trainer.data import load_dataset  # noqa: E402
-from trainer.loop import TrainConfig, run_info, train  # noqa: E402
+from sparsetopo.graphstore.background import BackgroundWriter, recording  # noqa: E402
+from sparsetopo.trainer.data import load_dataset  # noqa: E402
+from sparsetopo.trainer.loop import TrainConfig, run_info, train  # noqa: E402
 
 
 def _epoch_seconds(result) -> float:

@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from .errors import GraphStoreError
+from .maven import run_maven
 from .settings import ConnectionSettings, cache_home
 
 JDBC_VERSION = "6.8.0"
@@ -72,13 +73,10 @@ def has_sql_translator(lib: Path | None = None) -> bool:
 
 
 def _maven(profile: str, lib: Path, quiet: bool) -> subprocess.CompletedProcess:
-    mvn = shutil.which("mvn")
-    if not mvn:
+    result = run_maven(POM, lib, [f"-P{profile}"], quiet)
+    if result is None:
         raise JdbcDriverUnavailable("Maven (`mvn`) is needed once to gather the Neo4j JDBC driver from Maven Central")
-    cmd = [mvn, "-B", "-f", str(POM), "package", f"-P{profile}", f"-Dlib.dir={lib}"]
-    if quiet:
-        cmd.insert(2, "-q")
-    return subprocess.run(cmd, capture_output=quiet, text=True)
+    return result
 
 
 def ensure_jdbc_driver(flavour: str = "auto", quiet: bool = True) -> Path:
@@ -95,7 +93,6 @@ def ensure_jdbc_driver(flavour: str = "auto", quiet: bool = True) -> Path:
         shutil.rmtree(lib, ignore_errors=True)
         lib.mkdir(parents=True, exist_ok=True)
         result = _maven(profile, lib, quiet)
-        shutil.rmtree(POM.parent / "target", ignore_errors=True)  # scratch space of the pom
         if result.returncode == 0 and any(lib.glob("neo4j-jdbc*.jar")):
             (lib / ".complete").write_text(f"{profile} {JDBC_VERSION}\n")
             return lib

@@ -1,7 +1,8 @@
-"""Errors a user can cause; str() of each is the one sentence the CLI prints."""
+"""Errors of the graph store: user mistakes (GraphStoreError) and damaged data (RunInconsistentError)."""
+from ..errors import IntegrityError, UserError
 
 
-class GraphStoreError(Exception):
+class GraphStoreError(UserError):
     """Base of the graph store's user-facing errors."""
 
 
@@ -48,5 +49,5 @@ class LeaseLostError(GraphStoreError):
     """This process's writer lease was taken over (it stopped heartbeating); it must stop writing."""
 
 
-class RunInconsistentError(GraphStoreError):
-    """`runs check` found stored data that contradicts the run's per-step matrices."""
+class RunInconsistentError(IntegrityError):
+    """Stored data that contradicts the run's per-step matrices (what `runs check` looks for)."""

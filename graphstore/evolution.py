@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Callable
 
-from .errors import GraphStoreError
+from .errors import GraphStoreError, RunInconsistentError
 
 VANISHED_BY_BIRTH = (
     "MATCH ()-[s:SYNAPSE]->() WHERE s.run_id = $run_id AND s.died = $step "
@@ -40,7 +40,7 @@ _STORE = (
 )
 
 
-class LifetimeInconsistency(GraphStoreError):
+class LifetimeInconsistency(RunInconsistentError):
     """Stored synapse lifetimes that contradict the per-step counts."""
 
 

@@ -8,6 +8,7 @@ zero. A dense array has no stored zeros, so converting one keeps only its nonzer
 """
 from __future__ import annotations
 
+from ..errors import UserError
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 
-class TopologyError(ValueError):
+class TopologyError(UserError, ValueError):
     """A topology that cannot be a network: shapes that do not chain, bad biases."""
 
 

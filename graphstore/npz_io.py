@@ -7,6 +7,7 @@ testacc.txt with one test accuracy per epoch.
 """
 from __future__ import annotations
 
+from ..errors import UserError
 import re
 import zipfile
 from pathlib import Path
@@ -20,7 +21,7 @@ _LAYER_FILE = re.compile(r"^weight_l(\d+)\.npz$")
 _EPOCH_DIR = re.compile(r"^epoch_(\d+)$")
 
 
-class NpzFormatError(ValueError):
+class NpzFormatError(UserError, ValueError):
     """A directory or file that is not in the paper's format."""
 
 

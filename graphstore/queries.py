@@ -280,7 +280,7 @@ def markdown() -> str:
     out = [
         "# Named Cypher queries",
         "",
-        "Generated from `graphstore/queries.py` by `python -m graphstore.queries > docs/cypher.md`;"
+        "Generated from `graphstore/queries.py` by `python -m sparsetopo.graphstore.queries > docs/cypher.md`;"
         " a test fails when this page and the code disagree.",
         "",
         "Run any of them with `sparsetopo query NAME --run RUN [--param k=v ...]`, list them with"

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ServerUnavailable
+from .maven import run_maven
 from .settings import ConnectionSettings, cache_home, data_home
 
 NEO4J_VERSION = "5.26.30"
@@ -87,22 +88,16 @@ def ensure_built(quiet: bool = True) -> Path:
     marker = lib / ".complete"
     if marker.exists():
         return lib
-    mvn = shutil.which("mvn")
-    if not mvn:
-        raise ServerUnavailable("Maven (`mvn`) is needed once to gather the Neo4j server from Maven Central")
     lib.mkdir(parents=True, exist_ok=True)
-    cmd = [mvn, "-B", "-f", str(POM), "package", f"-Dlib.dir={lib}"]
-    if quiet:
-        cmd.insert(2, "-q")
-    result = subprocess.run(cmd, capture_output=quiet, text=True)
+    result = run_maven(POM, lib, [], quiet)
+    if result is None:
+        raise ServerUnavailable("Maven (`mvn`) is needed once to gather the Neo4j server from Maven Central")
     if result.returncode != 0:
         tail = (result.stdout or "")[-2000:] if quiet else ""
         raise ServerUnavailable(f"gathering the Neo4j server with Maven failed (exit {result.returncode}) {tail}".strip())
     if not any(lib.glob(f"neo4j-{NEO4J_VERSION}.jar")):
         raise ServerUnavailable(f"Maven finished but {lib} holds no neo4j-{NEO4J_VERSION}.jar")
     marker.write_text(NEO4J_VERSION + "\n")
-    # target/ of the pom is only scratch space.
-    shutil.rmtree(POM.parent / "target", ignore_errors=True)
     return lib
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .errors import GraphStoreError, RunConflictError, UnknownRunError, check_run_id
+from .errors import GraphStoreError, RunConflictError, RunInconsistentError, UnknownRunError, check_run_id
 from .lease import WriterLeases
 from .model import Snapshot
 
@@ -238,7 +238,7 @@ class SnapshotWriter:
             at = np.searchsorted(state.positions, r["i"] * architecture[r["layer"] + 1] + r["j"])
             state.synapse_ids[at] = r["id"]
         if any((st.synapse_ids < 0).any() for st in states):
-            raise GraphStoreError(f"run '{run_id}' is inconsistent: step {step} lists connections without an open synapse")
+            raise RunInconsistentError(f"run '{run_id}' is inconsistent: step {step} lists connections without an open synapse")
         return states
 
     # -- writing -----------------------------------------------------------------

@@ -12,8 +12,8 @@ $ST db status
 echo "==> a small generated SET-like run in the paper's file format, imported"
 .venv/bin/python - "$OUT/generated_run" <<'PY'
 import sys
-from graphstore.npz_io import write_snapshot_dir
-from graphstore.synthetic import synthetic_run
+from sparsetopo.graphstore.npz_io import write_snapshot_dir
+from sparsetopo.graphstore.synthetic import synthetic_run
 root = sys.argv[1]
 for s in synthetic_run("generated", [784, 100, 100, 10], 0.05, 0.3, 5, seed=0, dense_last=True):
     write_snapshot_dir(s, f"{root}/epoch_{s.step:03d}")

@@ -16,6 +16,6 @@ fi
 chromium --version 2>/dev/null
 
 "$PY" -m pip install -q "JPype1>=1.5"
-"$PY" -c "from graphstore.bi import ensure_jdbc_driver, has_sql_translator, installed_flavour as f
+"$PY" -c "from sparsetopo.graphstore.bi import ensure_jdbc_driver, has_sql_translator, installed_flavour as f
 lib = ensure_jdbc_driver()
 print(f'Neo4j JDBC driver: {lib} ({f(lib)}; SQL translation: {has_sql_translator(lib)})')"

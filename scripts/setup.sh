@@ -20,7 +20,7 @@ echo "==> installing Python packages"
 command -v java >/dev/null || { echo "Java 17 is required (java not on PATH)" >&2; exit 1; }
 command -v mvn >/dev/null || { echo "Maven is required (mvn not on PATH)" >&2; exit 1; }
 echo "==> gathering the Neo4j server (Maven Central; cached after the first run)"
-.venv/bin/python -c "from graphstore.server import ensure_built; print('    ', ensure_built())"
+.venv/bin/python -c "from sparsetopo.graphstore.server import ensure_built; print('    ', ensure_built())"
 
 if [ "${1:-}" = "--test" ] && [ -x scripts/setup-test-extras.sh ]; then
   echo "==> test extras"

@@ -2,8 +2,9 @@
 
 Each command group lives in sparsetopo/commands/<group>.py and imports its heavy
 libraries (torch, igraph, neo4j) inside the command bodies, so `--help` stays fast.
-User mistakes surface as exceptions from our own packages; `main` turns them into
-one sentence on stderr and a non-zero exit status, never a traceback.
+User mistakes surface as sparsetopo.errors.UserError; `main` turns them into one
+sentence on stderr and a non-zero exit status. Damaged data (IntegrityError) and bugs
+keep their traceback.
 """
 from __future__ import annotations
 
@@ -41,16 +42,15 @@ app.add_typer(bi.app, name="bi")
 app.add_typer(nnstd.app, name="nnstd")
 app.add_typer(experiment.app, name="experiment")
 
-_OUR_PACKAGES = {"sparsetopo", "graphstore", "trainer", "analysis"}
-
-
 def user_error_message(exc: BaseException) -> str | None:
-    """The one-sentence message for an error a user can cause, or None for a bug."""
-    module = type(exc).__module__.split(".")[0]
-    if module in _OUR_PACKAGES:
+    """The one-sentence message for an error a user can cause, or None for a bug or damaged data
+    (an IntegrityError), whose traceback is shown."""
+    from .errors import UserError
+
+    if isinstance(exc, UserError):
         return str(exc)
-    if module == "neo4j":
-        from graphstore.driver import server_gone
+    if type(exc).__module__.split(".")[0] == "neo4j":
+        from .graphstore.driver import server_gone
 
         name = type(exc).__name__
         if server_gone(exc):

@@ -5,7 +5,7 @@ import typer
 
 
 def open_store():
-    from graphstore.store import GraphStore
+    from sparsetopo.graphstore.store import GraphStore
 
     return GraphStore.connect()
 

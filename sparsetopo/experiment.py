@@ -173,7 +173,7 @@ def figure4_sizes(scale: Scale, n_features: int, n_classes: int) -> list[int]:
 
 
 def _stored(store, run_id: str) -> dict | None:
-    from graphstore.errors import UnknownRunError
+    from sparsetopo.graphstore.errors import UnknownRunError
 
     try:
         return store.get_run(run_id)
@@ -182,7 +182,7 @@ def _stored(store, run_id: str) -> dict | None:
 
 
 def config_of(spec: RunSpec, scale: Scale):
-    from trainer.loop import TrainConfig
+    from sparsetopo.trainer.loop import TrainConfig
 
     fig4 = spec.part == "figure4"
     return TrainConfig(dataset=spec.dataset, method=spec.method, recipe=scale.recipe,
@@ -199,9 +199,9 @@ def stored_rules_differ(run: dict, spec: RunSpec, scale: Scale) -> list[str]:
 
 def train_spec(store, spec: RunSpec, scale: Scale, log: Log = lambda _m: None) -> None:
     """Train one run of the plan into the store (also the body of a parallel job)."""
-    from graphstore.background import recording
-    from trainer.data import load_dataset
-    from trainer.loop import run_info, train
+    from sparsetopo.graphstore.background import recording
+    from sparsetopo.trainer.data import load_dataset
+    from sparsetopo.trainer.loop import run_info, train
 
     data = load_dataset(spec.dataset, log=log)
     masks = None
@@ -222,7 +222,7 @@ def train_spec(store, spec: RunSpec, scale: Scale, log: Log = lambda _m: None) -
 
 def _train_job(spec: RunSpec, scale: Scale) -> tuple[str, float, str | None]:
     """A parallel job: its own process, its own store connection; returns (run id, seconds, error)."""
-    from graphstore.store import GraphStore
+    from sparsetopo.graphstore.store import GraphStore
 
     started = time.perf_counter()
     try:

@@ -109,7 +109,7 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def evolution_and_pairs(store, specs, findings: Findings, log, workers: int | None = None) -> None:
-    from analysis.nnstd import nnstd
+    from sparsetopo.analysis.nnstd import nnstd
 
     from .pipelines import nnstd_evolution
 
@@ -180,8 +180,8 @@ def random_reference(scale, sizes: list[int], workers: int | None = None) -> dic
     import scipy.sparse as sp
     import torch
 
-    from analysis.nnstd_parallel import nnstd_matrix
-    from trainer.sparse import random_mask
+    from sparsetopo.analysis.nnstd_parallel import nnstd_matrix
+    from sparsetopo.trainer.sparse import random_mask
 
     gen = torch.Generator().manual_seed(RANDOM_REFERENCE_SEED)
     nets = []
@@ -206,8 +206,8 @@ def figure4(store, scale, specs, findings: Findings, figures_dir: Path, workers:
     The paper's epoch e is this project's step e + 1: its epoch_000 files are already after one epoch
     of training and one topology update. Step 0 (the untrained topologies) is reported as "initial".
     """
-    from analysis.heatmap import plot_distance_heatmap
-    from analysis.nnstd_parallel import nnstd_matrix
+    from sparsetopo.analysis.heatmap import plot_distance_heatmap
+    from sparsetopo.analysis.nnstd_parallel import nnstd_matrix
 
     runs = sorted((s for s in specs if s.part == "figure4"), key=lambda s: s.fig4_index)
     labels = [f"t{s.fig4_index}" for s in runs]

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from graphstore.model import RunInfo
+from sparsetopo.graphstore.model import RunInfo
 
 from .progress import progress_bar
 
 
 def import_npz_run(store, root: Path, run_id: str, name=None, method=None, dataset=None) -> dict:
     """Import a paper-format snapshot or run directory; idempotent, one transaction per step."""
-    from graphstore.errors import check_run_id
-    from graphstore.npz_io import epoch_dirs, is_snapshot_dir, read_run_dir
+    from sparsetopo.graphstore.errors import check_run_id
+    from sparsetopo.graphstore.npz_io import epoch_dirs, is_snapshot_dir, read_run_dir
 
     check_run_id(run_id)  # before reading any file
     root = Path(root)
@@ -43,8 +43,8 @@ def nnstd_evolution(store, run_id: str, reference: str = "initial", method: str 
 
     Returns one row per compared snapshot: step, epoch, reference_step, distance, layers.
     """
-    from analysis.nnstd import evolution_pairs
-    from analysis.nnstd_parallel import nnstd_pairs
+    from sparsetopo.analysis.nnstd import evolution_pairs
+    from sparsetopo.analysis.nnstd_parallel import nnstd_pairs
 
     from .errors import UsageError
 

@@ -98,7 +98,7 @@ class _Computer:
         return self._cache[key]
 
     def __call__(self, ra: str, sa: int, rb: str, sb: int) -> dict:
-        from analysis.nnstd import NNSTDError, nnstd
+        from sparsetopo.analysis.nnstd import NNSTDError, nnstd
 
         try:
             result = nnstd(self.layers(ra, sa), self.layers(rb, sb), method=self.method)

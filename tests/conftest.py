@@ -22,7 +22,7 @@ for _var in ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD", "NEO4J_DATABASE"):
 
 @pytest.fixture(scope="session")
 def neo4j_server():
-    from graphstore.server import TEST_MEMORY, LocalServer, free_port
+    from sparsetopo.graphstore.server import TEST_MEMORY, LocalServer, free_port
 
     server = LocalServer(_SESSION_HOME / "neo4j", TEST_MEMORY)
     settings = server.start(bolt_port=free_port(), http_port=free_port())
@@ -41,7 +41,7 @@ def neo4j_server():
 @pytest.fixture
 def store(neo4j_server):
     """A GraphStore on the session's server, emptied before the test."""
-    from graphstore.store import GraphStore
+    from sparsetopo.graphstore.store import GraphStore
 
     gs = GraphStore.connect(neo4j_server.settings())
     with gs.driver.session() as session:

@@ -1,8 +1,8 @@
 """Runs in the store for report tests: two SET-like runs with statistics and a stored NNSTD, one static run."""
 from __future__ import annotations
 
-from graphstore.model import RunInfo
-from graphstore.synthetic import synthetic_run
+from sparsetopo.graphstore.model import RunInfo
+from sparsetopo.graphstore.synthetic import synthetic_run
 
 SIZES = [16, 10, 4]
 

@@ -6,7 +6,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from graphstore import bi
+from sparsetopo.graphstore import bi
 from sparsetopo.cli import app
 
 runner = CliRunner()
@@ -60,7 +60,7 @@ def test_url_of_the_embedded_server_names_the_password_file(neo4j_server, monkey
 
 
 def test_unknown_scheme_is_one_sentence():
-    from graphstore.settings import ConnectionSettings
+    from sparsetopo.graphstore.settings import ConnectionSettings
 
     with pytest.raises(bi.GraphStoreError, match="unknown scheme 'http'"):
         bi.jdbc_url(ConnectionSettings("http://localhost:7474", "neo4j", "x"))

@@ -12,9 +12,9 @@ import json
 import numpy as np
 import pytest
 
-from graphstore import bi
-from graphstore.model import RunInfo
-from graphstore.synthetic import synthetic_run
+from sparsetopo.graphstore import bi
+from sparsetopo.graphstore.model import RunInfo
+from sparsetopo.graphstore.synthetic import synthetic_run
 
 pytestmark = pytest.mark.neo4j
 

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from graphstore.npz_io import read_snapshot_dir, write_snapshot_dir
-from graphstore.reader import snapshots_equal
-from graphstore.server import free_port
-from graphstore.synthetic import synthetic_run
+from sparsetopo.graphstore.npz_io import read_snapshot_dir, write_snapshot_dir
+from sparsetopo.graphstore.reader import snapshots_equal
+from sparsetopo.graphstore.server import free_port
+from sparsetopo.graphstore.synthetic import synthetic_run
 
 pytestmark = pytest.mark.neo4j
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from trainer import data
-from trainer.errors import DatasetError
+from sparsetopo.trainer import data
+from sparsetopo.trainer.errors import DatasetError
 
 
 def _idx_images(images):

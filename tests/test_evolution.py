@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from analysis.churn import churn_table
-from graphstore.evolution import ensure_evolution
-from graphstore.model import RunInfo, Snapshot
-from graphstore.queries import run_named
-from graphstore.synthetic import synthetic_run
+from sparsetopo.analysis.churn import churn_table
+from sparsetopo.graphstore.evolution import ensure_evolution
+from sparsetopo.graphstore.model import RunInfo, Snapshot
+from sparsetopo.graphstore.queries import run_named
+from sparsetopo.graphstore.synthetic import synthetic_run
 
 pytestmark = pytest.mark.neo4j
 
@@ -45,7 +45,7 @@ def stored_matrices(store, run_id: str) -> tuple[list[int], list[list[sp.csr_mat
 
 
 def lifetimes_from_matrices(steps, matrices):
-    from analysis.churn import lifetimes
+    from sparsetopo.analysis.churn import lifetimes
 
     return lifetimes(steps, matrices)
 

@@ -6,7 +6,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis.churn import churn_table, connection_keys, lifetimes
+from sparsetopo.analysis.churn import churn_table, connection_keys, lifetimes
 
 
 def m(rows):

@@ -7,11 +7,11 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from graphstore.errors import RunConflictError, UnknownRunError, UnknownSnapshotError
-from graphstore.model import RunInfo, Snapshot
-from graphstore.reader import snapshots_equal
-from graphstore.store import GraphStore
-from graphstore.synthetic import synthetic_run
+from sparsetopo.graphstore.errors import RunConflictError, UnknownRunError, UnknownSnapshotError
+from sparsetopo.graphstore.model import RunInfo, Snapshot
+from sparsetopo.graphstore.reader import snapshots_equal
+from sparsetopo.graphstore.store import GraphStore
+from sparsetopo.graphstore.synthetic import synthetic_run
 
 pytestmark = pytest.mark.neo4j
 _ids = itertools.count()
@@ -126,7 +126,7 @@ def _reweighted(m: sp.csr_matrix, factor: float) -> sp.csr_matrix:
 
 @pytest.mark.parametrize("chunked", [False, True])
 def test_unchanged_connections_are_stored_at_every_step(store, chunked, monkeypatch):
-    import graphstore.writer as writer
+    import sparsetopo.graphstore.writer as writer
 
     if chunked:
         monkeypatch.setattr(writer, "CHUNK", 25)
@@ -238,7 +238,7 @@ def test_unknown_run_and_step_errors(store):
 
 
 def test_read_refuses_writes(store):
-    from graphstore.errors import ReadOnlyViolation
+    from sparsetopo.graphstore.errors import ReadOnlyViolation
 
     with pytest.raises(ReadOnlyViolation):
         store.read("CREATE (:Sneaky)")
@@ -248,7 +248,7 @@ def test_read_refuses_writes(store):
 @pytest.fixture
 def small_chunks(monkeypatch):
     """Make every snapshot 'too large' so it is written in many small transactions."""
-    import graphstore.writer as writer
+    import sparsetopo.graphstore.writer as writer
 
     monkeypatch.setattr(writer, "CHUNK", 25)
     monkeypatch.setattr(writer, "BATCH", 10)
@@ -321,7 +321,7 @@ def test_a_writer_resuming_after_a_crash_rolls_back_the_half_written_step(store,
 
 
 def test_a_synapse_whose_neuron_cannot_be_found_fails_the_step_and_stores_nothing_of_it(store):
-    from graphstore.errors import GraphStoreError
+    from sparsetopo.graphstore.errors import GraphStoreError
 
     snaps = _stored_run(store, "gone", [10, 8, 3], 0.5, 0.5, 2, seed=3, written=1)
     # the writer remembers neurons by element id; make one of the step's new synapses point nowhere

@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
-from analysis import lsap
-from analysis.assignment import exact_assignment, lsap_assignment
-from analysis.nnstd_costs import connection_mask, dense_costs, explicit_costs
+from sparsetopo.analysis import lsap
+from sparsetopo.analysis.assignment import exact_assignment, lsap_assignment
+from sparsetopo.analysis.nnstd_costs import connection_mask, dense_costs, explicit_costs
 
 
 def scipy_perm(cost):

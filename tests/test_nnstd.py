@@ -9,11 +9,11 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import analysis.nnstd as nnstd_module
-from analysis.assignment import TieBreakError, exact_assignment, scipy_exact_layer, sparse_assignment
-from analysis.nnstd import NNSTDError, masks_of, nnstd, nnstd_masks, tie_sensitivity
-from analysis.nnstd_costs import connection_mask, dense_costs, fan_in
-from analysis.nnstd_parallel import nnstd_matrix, nnstd_pairs
+import sparsetopo.analysis.nnstd as nnstd_module
+from sparsetopo.analysis.assignment import TieBreakError, exact_assignment, scipy_exact_layer, sparse_assignment
+from sparsetopo.analysis.nnstd import NNSTDError, masks_of, nnstd, nnstd_masks, tie_sensitivity
+from sparsetopo.analysis.nnstd_costs import connection_mask, dense_costs, fan_in
+from sparsetopo.analysis.nnstd_parallel import nnstd_matrix, nnstd_pairs
 from nnstd_reference import edit_cost, neuron_sets, reference_nnstd
 
 
@@ -332,7 +332,7 @@ def test_unknown_options_raise():
 # --- pictures ----------------------------------------------------------------------------------
 
 def test_heatmap_and_evolution_plots_are_pngs(tmp_path):
-    from analysis.heatmap import plot_distance_heatmap, plot_evolution
+    from sparsetopo.analysis.heatmap import plot_distance_heatmap, plot_evolution
 
     out = plot_distance_heatmap(np.array([[0, 0.4], [0.4, 0]]), ["a", "b"], tmp_path / "h.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from analysis.nnstd import nnstd
-from graphstore.model import RunInfo, Snapshot
-from graphstore.npz_io import write_snapshot_dir
+from sparsetopo.analysis.nnstd import nnstd
+from sparsetopo.graphstore.model import RunInfo, Snapshot
+from sparsetopo.graphstore.npz_io import write_snapshot_dir
 
 
 def run_cli(*args):

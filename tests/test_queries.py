@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from graphstore.queries import QUERIES, QueryError, bind
+from sparsetopo.graphstore.queries import QUERIES, QueryError, bind
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "cypher.md"
 
@@ -40,13 +40,13 @@ def test_docs_show_every_query_verbatim():
     text = DOCS.read_text()
     for q in QUERIES.values():
         assert f"### `{q.name}`" in text, q.name
-        assert q.cypher in text, f"docs/cypher.md is out of date for {q.name}; regenerate it with `python -m graphstore.queries > docs/cypher.md`"
+        assert q.cypher in text, f"docs/cypher.md is out of date for {q.name}; regenerate it with `python -m sparsetopo.graphstore.queries > docs/cypher.md`"
 
 
 @pytest.mark.neo4j
 def test_query_command(store, cli):
-    from graphstore.model import RunInfo
-    from graphstore.synthetic import synthetic_run
+    from sparsetopo.graphstore.model import RunInfo
+    from sparsetopo.graphstore.synthetic import synthetic_run
 
     store.create_run(RunInfo("q", [9, 6, 3]))
     for snap in synthetic_run("q", [9, 6, 3], 0.4, 0.3, 3, seed=2):

@@ -69,7 +69,7 @@ def test_report_is_self_contained_and_complete(store, tmp_path):
 
 @pytest.mark.neo4j
 def test_stored_nnstd_is_shown_and_missing_is_computed(store, tmp_path):
-    from analysis.nnstd import nnstd
+    from sparsetopo.analysis.nnstd import nnstd
 
     populate(store, with_stats=False)
     data = gather(store, ["set-a", "set-b", "static-c"])
@@ -126,7 +126,7 @@ def test_report_error_is_one_sentence_on_stderr(neo4j_server, tmp_path):
 
 @pytest.mark.neo4j
 def test_run_without_snapshots(store, tmp_path):
-    from graphstore.model import RunInfo
+    from sparsetopo.graphstore.model import RunInfo
 
     store.create_run(RunInfo("empty", [4, 2], method="set"))
     page = _report(tmp_path, "empty")
@@ -135,8 +135,8 @@ def test_run_without_snapshots(store, tmp_path):
 
 @pytest.mark.neo4j
 def test_runs_that_nnstd_cannot_compare(store, tmp_path):
-    from graphstore.model import RunInfo
-    from graphstore.synthetic import synthetic_run
+    from sparsetopo.graphstore.model import RunInfo
+    from sparsetopo.graphstore.synthetic import synthetic_run
 
     populate(store, with_stats=False)
     store.create_run(RunInfo("wide", [20, 10, 4], method="set"))

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainer.sparse_ops import SparseStructure, dense_gradient, sparse_linear
+from sparsetopo.trainer.sparse_ops import SparseStructure, dense_gradient, sparse_linear
 
 
 def _gen(seed=0):

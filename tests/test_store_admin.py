@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from graphstore.cypher_guard import AdministrationRefused
+from sparsetopo.graphstore.cypher_guard import AdministrationRefused
 
 from test_store_faults import _cli, _during_import, _env, _npz_run, _one_line_error, assert_consistent
 

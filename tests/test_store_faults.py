@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graphstore.check import check_run
-from graphstore.evolution import ensure_evolution
-from graphstore.npz_io import write_snapshot_dir
-from graphstore.queries import run_named
-from graphstore.reader import snapshots_equal
-from graphstore.synthetic import synthetic_run
+from sparsetopo.graphstore.check import check_run
+from sparsetopo.graphstore.evolution import ensure_evolution
+from sparsetopo.graphstore.npz_io import write_snapshot_dir
+from sparsetopo.graphstore.queries import run_named
+from sparsetopo.graphstore.reader import snapshots_equal
+from sparsetopo.graphstore.synthetic import synthetic_run
 
 pytestmark = pytest.mark.neo4j
 
@@ -240,7 +240,7 @@ def test_readers_during_a_chunked_import_never_see_or_store_an_incomplete_step(s
 # -- runs check --------------------------------------------------------------------------------
 
 def _stored_run(store, run_id, steps=5):
-    from graphstore.model import RunInfo
+    from sparsetopo.graphstore.model import RunInfo
 
     snaps = list(synthetic_run(run_id, [20, 12, 4], 0.4, 0.3, steps, seed=8))
     store.create_run(RunInfo(run_id, snaps[0].architecture))
@@ -284,6 +284,17 @@ def test_check_reports_lifetimes_it_cannot_rebuild_and_exits_non_zero(store, cli
         assert r.exit_code == 1
         assert "delete it and write it again" in r.stderr
         assert "Traceback" not in r.stderr
+
+
+def test_lifetimes_that_contradict_themselves_show_their_traceback_not_one_sentence(store, cli):
+    _stored_run(store, "damaged")
+    # synapses that died at step 1 now claim a later birth: the summaries cannot be rebuilt
+    store.write("MATCH (l:LayerSnapshot {run_id: 'damaged'}) REMOVE l.evo_alive_born")
+    store.write("MATCH ()-[s:SYNAPSE {run_id: 'damaged', died: 1}]->() SET s.born = 3")
+    r = cli("evolution", "damaged", "--json")
+    assert r.exit_code == 1
+    assert "Traceback" in r.stderr and "LifetimeInconsistency" in r.stderr, r.stderr
+    assert cli("runs", "show", "nosuchrun").stderr.strip().startswith("Error: there is no run 'nosuchrun'")
 
 
 def test_an_import_that_fails_half_way_marks_its_run_failed(store, tmp_path):

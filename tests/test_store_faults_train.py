@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from graphstore.check import check_run
+from sparsetopo.graphstore.check import check_run
 from test_store_faults import _cli, _env, _incomplete, _one_line_error, _wait_for
 
 pytestmark = pytest.mark.neo4j

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from graphstore.errors import GraphStoreError
-from graphstore.model import Snapshot, TopologyError
-from graphstore.synthetic import synthetic_run
+from sparsetopo.graphstore.errors import GraphStoreError
+from sparsetopo.graphstore.model import Snapshot, TopologyError
+from sparsetopo.graphstore.synthetic import synthetic_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,7 +90,7 @@ def test_blank_run_ids_are_refused(store, cli, tmp_path, run_id):
 
 @pytest.mark.neo4j
 def test_json_output_is_valid_json_when_values_are_not_finite(store, cli):
-    from graphstore.model import RunInfo
+    from sparsetopo.graphstore.model import RunInfo
 
     snap = next(iter(synthetic_run("nanrun", [6, 4], 0.5, 0.3, 0, seed=1)))
     snap.metrics = {"train_loss": float("nan"), "test_loss": float("inf"), "test_accuracy": 0.5}
@@ -141,7 +141,7 @@ def test_a_coo_npz_declaring_a_huge_shape_is_refused_in_one_sentence(store, tmp_
 
 @pytest.mark.neo4j
 def test_a_layer_of_a_million_inputs_can_be_imported(store, tmp_path):
-    from graphstore.reader import snapshots_equal
+    from sparsetopo.graphstore.reader import snapshots_equal
 
     rng = np.random.default_rng(3)
     n_in, n_out, nnz = 1_000_000, 10, 3000
@@ -149,7 +149,7 @@ def test_a_layer_of_a_million_inputs_can_be_imported(store, tmp_path):
     layer = sp.csr_matrix((rng.standard_normal(nnz), (rows, cols)), shape=(n_in, n_out))
     snap = Snapshot("wide", 0, [layer], [rng.standard_normal(n_out)])
     path = tmp_path / "snap"
-    from graphstore.npz_io import write_snapshot_dir
+    from sparsetopo.graphstore.npz_io import write_snapshot_dir
 
     write_snapshot_dir(snap, path)
     proc = _cli_run("import", "npz", path, "--run-id", "wide")

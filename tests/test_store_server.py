@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from graphstore.server import ADMIN_TOOL, LocalServer, Memory, free_port
+from sparsetopo.graphstore.server import ADMIN_TOOL, LocalServer, Memory, free_port
 
 pytestmark = pytest.mark.neo4j
 

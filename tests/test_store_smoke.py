@@ -2,8 +2,8 @@ import numpy as np
 import scipy.sparse as sp
 import pytest
 
-from graphstore.model import RunInfo, Snapshot
-from graphstore.reader import snapshots_equal
+from sparsetopo.graphstore.model import RunInfo, Snapshot
+from sparsetopo.graphstore.reader import snapshots_equal
 
 pytestmark = pytest.mark.neo4j
 

@@ -9,8 +9,8 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis.reachability import backward_reach, forward_reach, path_counts
-from analysis.structure import (
+from sparsetopo.analysis.reachability import backward_reach, forward_reach, path_counts
+from sparsetopo.analysis.structure import (
     StructureError,
     binary_layers,
     gini,

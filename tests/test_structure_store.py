@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from analysis.structure import snapshot_statistics
-from graphstore.model import RunInfo
-from graphstore.synthetic import synthetic_run
+from sparsetopo.analysis.structure import snapshot_statistics
+from sparsetopo.graphstore.model import RunInfo
+from sparsetopo.graphstore.synthetic import synthetic_run
 
 pytestmark = pytest.mark.neo4j
 

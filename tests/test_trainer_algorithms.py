@@ -7,11 +7,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trainer.algorithms import CosineSchedule, EpochSchedule, make_algorithm, update_layer, update_topology
-from trainer.errors import ConfigError
-from trainer.model import SparseMLP
-from trainer.recipes import RECIPES
-from trainer.sparse import initial_masks
+from sparsetopo.trainer.algorithms import CosineSchedule, EpochSchedule, make_algorithm, update_layer, update_topology
+from sparsetopo.trainer.errors import ConfigError
+from sparsetopo.trainer.model import SparseMLP
+from sparsetopo.trainer.recipes import RECIPES
+from sparsetopo.trainer.sparse import initial_masks
 
 V0 = RECIPES["sparsetopo-v0"]
 V0_RIGL = V0  # sparsetopo-v0's RigL rule (rigl_prune_rule) is magnitude

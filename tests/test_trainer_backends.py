@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 import torch
 
-from trainer.algorithms import make_algorithm, update_topology
-from trainer.data import load_dataset
-from trainer.loop import TrainConfig, choose_backend, make_optimizer, train
-from trainer.model import SparseMLP, to_snapshot
-from trainer.recipes import RECIPES
-from trainer.sparse import er_mask
+from sparsetopo.trainer.algorithms import make_algorithm, update_topology
+from sparsetopo.trainer.data import load_dataset
+from sparsetopo.trainer.loop import TrainConfig, choose_backend, make_optimizer, train
+from sparsetopo.trainer.model import SparseMLP, to_snapshot
+from sparsetopo.trainer.recipes import RECIPES
+from sparsetopo.trainer.sparse import er_mask
 
 
 def _pair(sizes, eps, seed, recipe):

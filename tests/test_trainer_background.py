@@ -6,8 +6,8 @@ import time
 import pytest
 import scipy.sparse as sp
 
-from graphstore.background import BackgroundWriter
-from graphstore.model import Snapshot
+from sparsetopo.graphstore.background import BackgroundWriter
+from sparsetopo.graphstore.model import Snapshot
 
 
 def _snap(step):

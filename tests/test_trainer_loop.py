@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from trainer.data import load_dataset
-from trainer.errors import ConfigError
-from trainer.loop import TrainConfig, run_info, train
+from sparsetopo.trainer.data import load_dataset
+from sparsetopo.trainer.errors import ConfigError
+from sparsetopo.trainer.loop import TrainConfig, run_info, train
 
 METRICS = {"train_loss", "train_accuracy", "test_loss", "test_accuracy", "density", "n_synapses", "added", "removed",
            "regrown_in_place"}

@@ -8,14 +8,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trainer.algorithms import RigLReferenceSchedule, make_algorithm, reference_thresholds, update_layer
-from trainer.data import load_dataset
-from trainer.errors import ConfigError
-from trainer.loop import TrainConfig, decay_decoupled, make_optimizer, train
-from trainer.losses import reference_mse
-from trainer.model import SparseMLP
-from trainer.recipes import RECIPES, parse_rule, resolve
-from trainer.sparse import er_mask, er_probability
+from sparsetopo.trainer.algorithms import RigLReferenceSchedule, make_algorithm, reference_thresholds, update_layer
+from sparsetopo.trainer.data import load_dataset
+from sparsetopo.trainer.errors import ConfigError
+from sparsetopo.trainer.loop import TrainConfig, decay_decoupled, make_optimizer, train
+from sparsetopo.trainer.losses import reference_mse
+from sparsetopo.trainer.model import SparseMLP
+from sparsetopo.trainer.recipes import RECIPES, parse_rule, resolve
+from sparsetopo.trainer.sparse import er_mask, er_probability
 
 KERAS, SPARSE_PY, V0, RIGL = (RECIPES[n] for n in ("keras", "sparse-python", "sparsetopo-v0", "rigl"))
 

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from trainer.errors import ConfigError
-from trainer.sparse import er_connections, er_probability, erk_counts, initial_masks, layer_counts
+from sparsetopo.trainer.errors import ConfigError
+from sparsetopo.trainer.sparse import er_connections, er_probability, erk_counts, initial_masks, layer_counts
 
 SIZES = [784, 1000, 1000, 1000, 10]
 

@@ -7,10 +7,10 @@ import sys
 import numpy as np
 import pytest
 
-from graphstore.background import recording
-from graphstore.npz_io import read_run_dir
-from trainer.data import load_dataset
-from trainer.loop import TrainConfig, run_info, train
+from sparsetopo.graphstore.background import recording
+from sparsetopo.graphstore.npz_io import read_run_dir
+from sparsetopo.trainer.data import load_dataset
+from sparsetopo.trainer.loop import TrainConfig, run_info, train
 
 pytestmark = pytest.mark.neo4j
 
@@ -69,7 +69,7 @@ def test_a_trained_run_read_back_equals_the_in_memory_snapshots(store, digits, m
 def test_connections_grown_at_zero_are_stored_counted_and_exported(store, digits, tmp_path):
     """SET's Keras recipe grows connections at weight 0: they are connections in the store, the
     lifetimes, the evolution summaries and the npz files, not holes."""
-    from graphstore.npz_io import write_snapshot_dir, read_snapshot_dir
+    from sparsetopo.graphstore.npz_io import write_snapshot_dir, read_snapshot_dir
 
     snaps = _train_recorded(store, _config("set", recipe="keras"), digits, "zeros-run")
     last = snaps[-1]

@@ -31,7 +31,7 @@ from typing import Callable
 
 import numpy as np
 
-from graphstore.settings import data_home
+from sparsetopo.graphstore.settings import data_home
 
 from .errors import DatasetError
 

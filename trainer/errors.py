@@ -1,7 +1,8 @@
 """Errors a user can cause in the trainer; str() of each is the one sentence the CLI prints."""
+from ..errors import UserError
 
 
-class TrainerError(Exception):
+class TrainerError(UserError):
     """Base of the trainer's user-facing errors."""
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from graphstore.model import RunInfo, Snapshot
+from sparsetopo.graphstore.model import RunInfo, Snapshot
 
 from .algorithms import METHODS, make_algorithm, update_topology
 from .data import Dataset

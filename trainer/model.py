@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from graphstore.model import Snapshot
+from sparsetopo.graphstore.model import Snapshot
 
 from .sparse_ops import SparseStructure, dense_gradient, sparse_linear
 

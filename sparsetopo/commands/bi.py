@@ -12,9 +12,9 @@ def url(
     show_password: bool = typer.Option(False, "--show-password", help="Print the password itself."),
 ) -> None:
     """JDBC URL, driver class, user and password location of the server in use, and where the driver's jars are."""
-    from graphstore.bi import connection_info
-    from graphstore.server import LocalServer
-    from graphstore.settings import external_settings
+    from sparsetopo.graphstore.bi import connection_info
+    from sparsetopo.graphstore.server import LocalServer
+    from sparsetopo.graphstore.settings import external_settings
 
     from ..errors import UsageError
     from ..output import emit_object
@@ -44,7 +44,7 @@ def install_driver(
     flavour: str = typer.Option("auto", "--flavour", help="full (with SQL translation), core, or auto (full, else core)."),
 ) -> None:
     """Gather the Neo4j JDBC driver from Maven Central into the cache (also installs it in ~/.m2)."""
-    from graphstore.bi import ensure_jdbc_driver, has_sql_translator, installed_flavour
+    from sparsetopo.graphstore.bi import ensure_jdbc_driver, has_sql_translator, installed_flavour
 
     typer.echo("gathering the Neo4j JDBC driver with Maven...", err=True)
     lib = ensure_jdbc_driver(flavour)

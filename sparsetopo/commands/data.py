@@ -16,7 +16,7 @@ def fetch(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Download a data set once into the user's data directory, with checksums."""
-    from trainer.data import check_name, dataset_dir, fetch as fetch_dataset
+    from sparsetopo.trainer.data import check_name, dataset_dir, fetch as fetch_dataset
 
     from ..output import emit_object
 
@@ -37,7 +37,7 @@ def fetch(
 @app.command("list")
 def list_datasets(as_json: bool = typer.Option(False, "--json"), as_csv: bool = typer.Option(False, "--csv")) -> None:
     """The data sets, whether they are cached, and where they came from."""
-    from trainer.data import DATASETS, DIGITS_SPLIT, dataset_dir, verified_meta
+    from sparsetopo.trainer.data import DATASETS, DIGITS_SPLIT, dataset_dir, verified_meta
 
     from ..output import emit
 

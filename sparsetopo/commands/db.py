@@ -17,8 +17,8 @@ def _human_bytes(n: int) -> str:
 @app.command()
 def start() -> None:
     """Start the server (detached, 127.0.0.1 only) and wait until Bolt answers."""
-    from graphstore.settings import external_settings
-    from graphstore.server import LocalServer
+    from sparsetopo.graphstore.settings import external_settings
+    from sparsetopo.graphstore.server import LocalServer
 
     if external_settings():
         typer.echo(f"NEO4J_URI is set ({external_settings().uri}); that server is used and nothing is started.")
@@ -35,7 +35,7 @@ def start() -> None:
 @app.command()
 def stop() -> None:
     """Stop the project's server."""
-    from graphstore.server import LocalServer
+    from sparsetopo.graphstore.server import LocalServer
 
     server = LocalServer()
     typer.echo("stopped" if server.stop() else "not running")
@@ -44,8 +44,8 @@ def stop() -> None:
 @app.command()
 def status(as_json: bool = typer.Option(False, "--json", help="Print a JSON object.")) -> None:
     """URI, version, pid, data directory and store size of the server in use."""
-    from graphstore.server import LocalServer, server_version
-    from graphstore.settings import external_settings
+    from sparsetopo.graphstore.server import LocalServer, server_version
+    from sparsetopo.graphstore.settings import external_settings
 
     from ..output import emit_object
 

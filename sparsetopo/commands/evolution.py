@@ -28,8 +28,8 @@ def evolution(
     At the first step every synapse counts as appeared. Summaries of synapse lifetimes are
     computed once per step (progress bar) and stored on the run's LayerSnapshot nodes.
     """
-    from graphstore.evolution import ensure_evolution
-    from graphstore.queries import run_named
+    from sparsetopo.graphstore.evolution import ensure_evolution
+    from sparsetopo.graphstore.queries import run_named
 
     from ..context import open_store
     from ..output import emit

@@ -30,7 +30,7 @@ def import_npz(
             _mark_ended(store, run_id, "interrupted")
             raise
         except Exception as exc:
-            from graphstore.errors import RunConflictError
+            from sparsetopo.graphstore.errors import RunConflictError
 
             if not isinstance(exc, RunConflictError):  # a refusal does not touch the run it refused
                 _mark_ended(store, run_id, "failed")
@@ -48,7 +48,7 @@ def export_npz(
     out: Path = typer.Option(..., "--out", help="Directory to write weight_l*.npz into."),
 ) -> None:
     """Write one stored snapshot in the paper's format (last row of each file = bias)."""
-    from graphstore.npz_io import write_snapshot_dir
+    from sparsetopo.graphstore.npz_io import write_snapshot_dir
 
     from ..context import open_store
 

@@ -36,7 +36,7 @@ def _parse_ref(spec: str) -> tuple[str, int] | None:
 
 def load_networks(specs: list[str], stack: ExitStack) -> list[list]:
     """Layer matrices for each argument; the graph store is opened only if some argument needs it."""
-    from graphstore.npz_io import read_snapshot_dir
+    from sparsetopo.graphstore.npz_io import read_snapshot_dir
 
     from ..context import open_store
     from ..errors import UsageError
@@ -57,7 +57,7 @@ def load_networks(specs: list[str], stack: ExitStack) -> list[list]:
 
 
 def _check_method(method: str) -> None:
-    from analysis.nnstd import METHODS
+    from sparsetopo.analysis.nnstd import METHODS
 
     from ..errors import UsageError
 
@@ -76,7 +76,7 @@ def pair(
 ) -> None:
     """NNSTD between two networks: the network distance and one distance per layer."""
     _check_method(method)
-    from analysis.nnstd import nnstd, tie_sensitivity
+    from sparsetopo.analysis.nnstd import nnstd, tie_sensitivity
 
     from ..output import emit
 
@@ -117,7 +117,7 @@ def matrix(
     _check_method(method)
     if len(networks) < 2:
         raise UsageError("nnstd matrix needs at least two networks")
-    from analysis.nnstd_parallel import nnstd_matrix
+    from sparsetopo.analysis.nnstd_parallel import nnstd_matrix
 
     from ..progress import progress_bar
 
@@ -127,7 +127,7 @@ def matrix(
         result = nnstd_matrix(nets, method=method, workers=workers, on_progress=update, names=networks)
     distance, layers = result["distance"], result["layers"]
     if out is not None:
-        from analysis.heatmap import plot_distance_heatmap
+        from sparsetopo.analysis.heatmap import plot_distance_heatmap
 
         plot_distance_heatmap(distance, networks, out, title=f"NNSTD ({method})")
     if as_json:
@@ -170,7 +170,7 @@ def evolution(
         with progress_bar("NNSTD evolution") as update:
             rows = nnstd_evolution(store, run_id, reference, method, workers, on_progress=update)
 
-    from analysis.heatmap import plot_evolution
+    from sparsetopo.analysis.heatmap import plot_evolution
 
     out = out or Path(f"nnstd_{run_id}_{reference}.png")
     plot_evolution([r["step"] for r in rows], [r["distance"] for r in rows], [r["layers"] for r in rows], out,

@@ -16,10 +16,10 @@ def plot(
 
     The input-degree heatmaps (first and last step) need a square input, e.g. 28x28 MNIST.
     """
-    from analysis import plots
-    from analysis.structure import binary_layers, in_degrees, out_degrees
-    from graphstore.evolution import ensure_evolution
-    from graphstore.queries import run_named
+    from sparsetopo.analysis import plots
+    from sparsetopo.analysis.structure import binary_layers, in_degrees, out_degrees
+    from sparsetopo.graphstore.evolution import ensure_evolution
+    from sparsetopo.graphstore.queries import run_named
 
     from ..context import open_store
     from ..errors import UsageError

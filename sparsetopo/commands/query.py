@@ -15,7 +15,7 @@ def query(
     as_csv: bool = typer.Option(False, "--csv"),
 ) -> None:
     """Run a named, parameterised evolution query in a read-only transaction."""
-    from graphstore.queries import QUERIES, bind, run_named
+    from sparsetopo.graphstore.queries import QUERIES, bind, run_named
 
     from ..context import parse_params
     from ..errors import UsageError
@@ -43,7 +43,7 @@ def query(
             store.get_run(bound["run_id"])  # an unknown run is an error, not an empty table
         rows = run_named(store, name, bound)
         if QUERIES[name].needs_summaries and bound.get("run_id") is not None:
-            from graphstore.evolution import summaries_missing
+            from sparsetopo.graphstore.evolution import summaries_missing
 
             if summaries_missing(store, bound["run_id"]):
                 typer.echo(f"note: some steps of run '{bound['run_id']}' have no lifetime summaries yet, so "

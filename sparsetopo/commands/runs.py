@@ -62,7 +62,7 @@ def check(
 
     Exit status 1 when the run is inconsistent (and, with --repair, could not be repaired)."""
 
-    from graphstore.check import check_run
+    from sparsetopo.graphstore.check import check_run
 
     from ..context import open_store
     from ..output import emit, json_text

@@ -37,7 +37,7 @@ def _short(value):
 def compute_run_statistics(store, run_id: str, hubs: int = 5, recompute: bool = False,
                            progress: Callable[[int, int], None] | None = None) -> int:
     """Compute and store the statistics of every snapshot lacking them; returns how many were computed."""
-    from analysis.structure import snapshot_statistics
+    from sparsetopo.analysis.structure import snapshot_statistics
 
     snaps = store.list_snapshots(run_id)
     todo = [s["step"] for s in snaps if recompute or PREFIX + "n_neurons" not in s]
@@ -65,8 +65,8 @@ def stats(
 
     Computed once per snapshot (progress bar), stored as stat_* properties, then read from the graph.
     """
-    from graphstore.errors import UnknownSnapshotError
-    from graphstore.evolution import ensure_evolution
+    from sparsetopo.graphstore.errors import UnknownSnapshotError
+    from sparsetopo.graphstore.evolution import ensure_evolution
 
     from ..context import open_store
     from ..output import emit, emit_object

@@ -35,7 +35,7 @@ class NpzRunWriter:
         self.accuracies: list[float] = []
 
     def __call__(self, snapshot) -> None:
-        from graphstore.npz_io import write_snapshot_dir
+        from sparsetopo.graphstore.npz_io import write_snapshot_dir
 
         write_snapshot_dir(snapshot, self.root / f"epoch_{snapshot.step:03d}")
         self.accuracies.append(float(snapshot.metrics.get("test_accuracy", float("nan"))))
@@ -127,9 +127,9 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Train an MLP with dense, static, SET or RigL connectivity; every snapshot goes into Neo4j."""
-    from trainer.data import check_name, load_dataset
-    from trainer.loop import TrainConfig, run_info, train as train_loop
-    from trainer.recipes import parse_rule
+    from sparsetopo.trainer.data import check_name, load_dataset
+    from sparsetopo.trainer.loop import TrainConfig, run_info, train as train_loop
+    from sparsetopo.trainer.recipes import parse_rule
 
     from ..output import emit
 
@@ -143,7 +143,7 @@ def train(
     if queue_size < 1:
         raise UsageError(f"--queue must be at least 1; got {queue_size}")
     if run_id is not None:
-        from graphstore.errors import check_run_id
+        from sparsetopo.graphstore.errors import check_run_id
 
         check_run_id(run_id)  # before the data set is loaded
     data = load_dataset(dataset, log=lambda m: typer.echo(m, err=True))
@@ -187,7 +187,7 @@ class _Quiet:
 
 
 def _train_into_store(config, data, info, progress, npz, queue_size, train_loop):
-    from graphstore.background import recording
+    from sparsetopo.graphstore.background import recording
 
     from ..context import open_store
 
@@ -204,7 +204,7 @@ def _train_into_store(config, data, info, progress, npz, queue_size, train_loop)
 
 
 def _train_without_store(config, data, run_id, progress, npz, queue_size, train_loop):
-    from graphstore.background import BackgroundWriter
+    from sparsetopo.graphstore.background import BackgroundWriter
 
     if npz is None:
         return train_loop(config, data, lambda _snapshot: None, run_id, progress)
