@@ -17,18 +17,21 @@ perm[r] >= n_b), and matched[r] is that pair's cost. Pairs with a phantom cost
   sharply. Its matching (so the permutation handed to the next layer) may be a
   different optimum than scipy's dense one.
 """
+
 from __future__ import annotations
 
-from ..errors import UserError
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
+from ..errors import UserError
 from . import lsap
 from .nnstd_costs import dense_costs, explicit_costs, pair_costs, sparse_costs
 
-TIE_BREAKS_HELP = "'default' (the solver's own order; the authors' with the exact method), 'reversed', or 'shuffle:SEED'"
+TIE_BREAKS_HELP = (
+    "'default' (the solver's own order; the authors' with the exact method), 'reversed', or 'shuffle:SEED'"
+)
 
 
 class TieBreakError(UserError, ValueError):
@@ -108,11 +111,11 @@ def _doubled_graph(n_a: int, n_b: int, indptr: np.ndarray, cols: np.ndarray, cos
     index_type = np.int32 if nnz < 2**31 and n_a + n_b < 2**31 else np.int64
     g_cols = np.empty(nnz, dtype=index_type)
     weights = np.ones(nnz)
-    a_single = g_indptr[1:n_a + 1] - 1
+    a_single = g_indptr[1 : n_a + 1] - 1
     a_pairs = np.arange(edges) + rows  # pair e sits after one "single" slot per earlier row
     g_cols[a_pairs], weights[a_pairs] = cols, 1.0 + costs
     g_cols[a_single], weights[a_single] = n_b + np.arange(n_a), 2.0
-    b_start = g_indptr[n_a:n_a + n_b]
+    b_start = g_indptr[n_a : n_a + n_b]
     g_cols[b_start] = np.arange(n_b)
     # pair t of the transposed order sits after its column's own slot and the earlier pairs
     b_pairs = np.arange(edges) + cols[by_col] + 1 + int(g_indptr[n_a])
@@ -131,11 +134,11 @@ def _pair_identical(mask_a: sp.csc_matrix, mask_b: sp.csc_matrix, perm: np.ndarr
     ind_a, ind_b = mask_a.indices.astype(np.int64), mask_b.indices.astype(np.int64)  # same bytes for same sets
     twins: dict[bytes, list[int]] = {}
     for j in range(mask_b.shape[1]):
-        twins.setdefault(ind_b[mask_b.indptr[j]:mask_b.indptr[j + 1]].tobytes(), []).append(j)
+        twins.setdefault(ind_b[mask_b.indptr[j] : mask_b.indptr[j + 1]].tobytes(), []).append(j)
     for group in twins.values():
         group.reverse()  # pop() then hands out the lowest index first
     for i in range(mask_a.shape[1]):
-        group = twins.get(ind_a[mask_a.indptr[i]:mask_a.indptr[i + 1]].tobytes())
+        group = twins.get(ind_a[mask_a.indptr[i] : mask_a.indptr[i + 1]].tobytes())
         if group:
             perm[i] = group.pop()
 

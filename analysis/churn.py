@@ -6,9 +6,10 @@ stores an entry (whatever the weight: a connection grown at 0 is alive); a lifet
 (pruned then regrown = two lifetimes); `born` is the first step of a lifetime and
 `died` the first later step without it (None while alive at the last step).
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -46,17 +47,24 @@ def churn_table(steps: Sequence[int], snapshots: Sequence[Sequence[sp.spmatrix]]
                 vanished = np.setdiff1d(prev[k], cur, assume_unique=True).size
                 initial[k] = np.intersect1d(initial[k], cur, assume_unique=True)
             n0 = initial_size[k]
-            rows.append({
-                "step": int(step), "layer": k, "alive": int(cur.size),
-                "appeared": int(appeared), "vanished": int(vanished),
-                "initial_alive": int(initial[k].size),
-                "initial_fraction": initial[k].size / n0 if n0 else 0.0,
-            })
+            rows.append(
+                {
+                    "step": int(step),
+                    "layer": k,
+                    "alive": int(cur.size),
+                    "appeared": int(appeared),
+                    "vanished": int(vanished),
+                    "initial_alive": int(initial[k].size),
+                    "initial_fraction": initial[k].size / n0 if n0 else 0.0,
+                }
+            )
         prev = keys
     return rows
 
 
-def lifetimes(steps: Sequence[int], snapshots: Sequence[Sequence[sp.spmatrix]]) -> list[tuple[int, int, int, int, int | None]]:
+def lifetimes(
+    steps: Sequence[int], snapshots: Sequence[Sequence[sp.spmatrix]]
+) -> list[tuple[int, int, int, int, int | None]]:
     """Every lifetime as (layer, row, col, born, died), died None if alive at the last step."""
     open_: list[dict[int, int]] = []
     out: list[tuple[int, int, int, int, int | None]] = []

@@ -1,8 +1,9 @@
 """Pictures of NNSTD results (matplotlib, Agg backend: no display needed)."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -16,8 +17,7 @@ def _pyplot():
     return plt
 
 
-def plot_distance_heatmap(distance: np.ndarray, labels: Sequence[str], out: str | Path,
-                          title: str = "NNSTD") -> Path:
+def plot_distance_heatmap(distance: np.ndarray, labels: Sequence[str], out: str | Path, title: str = "NNSTD") -> Path:
     """A heatmap like the paper's Figure 4: fixed 0-1 colour scale, labelled axes, colour bar."""
     plt = _pyplot()
     from mpl_toolkits.axes_grid1 import make_axes_locatable
@@ -35,8 +35,15 @@ def plot_distance_heatmap(distance: np.ndarray, labels: Sequence[str], out: str 
     if n <= 12:  # values are readable only on small matrices
         for i in range(n):
             for j in range(n):
-                ax.text(j, i, f"{distance[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                        color="black" if distance[i, j] > 0.6 else "white")
+                ax.text(
+                    j,
+                    i,
+                    f"{distance[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="black" if distance[i, j] > 0.6 else "white",
+                )
     cax = make_axes_locatable(ax).append_axes("right", size="5%", pad=0.08)
     fig.colorbar(image, cax=cax, label="NNSTD (0 same, 1 disjoint)")
     fig.tight_layout()
@@ -46,8 +53,13 @@ def plot_distance_heatmap(distance: np.ndarray, labels: Sequence[str], out: str 
     return out
 
 
-def plot_evolution(steps: Sequence[int], distance: Sequence[float], layers: Sequence[Sequence[float]],
-                   out: str | Path, title: str = "NNSTD over training") -> Path:
+def plot_evolution(
+    steps: Sequence[int],
+    distance: Sequence[float],
+    layers: Sequence[Sequence[float]],
+    out: str | Path,
+    title: str = "NNSTD over training",
+) -> Path:
     """Network distance (thick) and per-layer distances (thin) against the evolution step."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))

@@ -72,6 +72,7 @@ The first call in a fresh environment compiles with numba (about 3.5 s).
 processes load it in about 0.2 s; the parallel NNSTD workers are forked from a
 server that has loaded it (analysis/_lsap_preload.py).
 """
+
 from __future__ import annotations
 
 import math
@@ -465,8 +466,9 @@ def _solve(n, bg, indptr, indices, data, cap):
     return col4row
 
 
-def solve(n: int, background: float, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
-          capacity: int | None = None) -> np.ndarray:
+def solve(
+    n: int, background: float, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, capacity: int | None = None
+) -> np.ndarray:
     """scipy's `linear_sum_assignment(cost)[1]` for the n x n matrix that is `background` except
     for the explicit CSR entries (indptr, indices, data), each <= background. Finite values only;
     no duplicate columns within a row. `capacity` (> n, default 2n + 1) sizes the queue's

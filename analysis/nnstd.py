@@ -18,15 +18,16 @@ another one, so downstream layers can differ (see `tie_sensitivity`).
 Networks of different widths are allowed: unmatched neurons cost 1 and a layer's
 distance is divided by the larger width.
 """
+
 from __future__ import annotations
 
-from ..errors import UserError
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
+from ..errors import UserError
 from .assignment import exact_layer, sparse_layer
 from .nnstd_costs import connection_mask
 
@@ -70,9 +71,7 @@ def check_comparable(masks_a: list[sp.csc_matrix], masks_b: list[sp.csc_matrix])
     if len(masks_a) != len(masks_b):
         raise NNSTDError(f"the networks have different numbers of layers ({len(masks_a)} and {len(masks_b)})")
     if masks_a[0].shape[0] != masks_b[0].shape[0]:
-        raise NNSTDError(
-            f"the networks have different input sizes ({masks_a[0].shape[0]} and {masks_b[0].shape[0]})"
-        )
+        raise NNSTDError(f"the networks have different input sizes ({masks_a[0].shape[0]} and {masks_b[0].shape[0]})")
 
 
 def _pad_rows(mask: sp.csc_matrix, n: int) -> sp.csc_matrix:
@@ -91,8 +90,9 @@ def _relabel_rows(mask: sp.csc_matrix, perm: np.ndarray) -> sp.csc_matrix:
     return csr[perm].tocsc()
 
 
-def nnstd_masks(masks_a: list[sp.csc_matrix], masks_b: list[sp.csc_matrix], method: str = "exact",
-                tie_break: str = "default") -> NNSTDResult:
+def nnstd_masks(
+    masks_a: list[sp.csc_matrix], masks_b: list[sp.csc_matrix], method: str = "exact", tie_break: str = "default"
+) -> NNSTDResult:
     """NNSTD of two networks given as connection masks (see `masks_of`)."""
     if method not in METHODS:
         raise NNSTDError(f"unknown NNSTD method '{method}'; use one of {', '.join(METHODS)}")
@@ -114,8 +114,9 @@ def nnstd_masks(masks_a: list[sp.csc_matrix], masks_b: list[sp.csc_matrix], meth
 
 def nnstd(network_a: Network, network_b: Network, method: str = "exact", tie_break: str = "default") -> NNSTDResult:
     """NNSTD between two networks (lists of layer matrices, rows = inputs, columns = outputs)."""
-    return nnstd_masks(masks_of(network_a, "the first network"), masks_of(network_b, "the second network"),
-                       method, tie_break)
+    return nnstd_masks(
+        masks_of(network_a, "the first network"), masks_of(network_b, "the second network"), method, tie_break
+    )
 
 
 def tie_sensitivity(network_a: Network, network_b: Network, tie_breaks: Sequence[str] = DEFAULT_TIE_BREAKS) -> dict:

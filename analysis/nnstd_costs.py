@@ -7,6 +7,7 @@ is the normalized edit distance (|a| + |b| - 2|a∩b|) / |a∪b| (0 when both ar
 empty), computed as one float64 division of exact integer counts so it equals,
 bit for bit, the authors' Python `int / int`.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -6,12 +6,13 @@ Workers come from a fork server: forking the main process while a progress bar
 thread runs is avoided, and numpy/scipy (and the compiled assignment solver of
 analysis.lsap) are loaded once, in the server.
 """
+
 from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -41,9 +42,14 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def nnstd_pairs(networks: Sequence[Network], pairs: Sequence[tuple[int, int]], method: str = "exact",
-                workers: int | None = None, on_progress: Callable[[int, int], None] | None = None,
-                names: Sequence[str] | None = None) -> list[NNSTDResult]:
+def nnstd_pairs(
+    networks: Sequence[Network],
+    pairs: Sequence[tuple[int, int]],
+    method: str = "exact",
+    workers: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    names: Sequence[str] | None = None,
+) -> list[NNSTDResult]:
     """NNSTD(networks[i], networks[j]) for each (i, j) in `pairs`, in that order.
 
     on_progress(done, total) is called in this process as pairs finish.
@@ -68,7 +74,7 @@ def nnstd_pairs(networks: Sequence[Network], pairs: Sequence[tuple[int, int]], m
     else:
         # small chunks keep both cores busy to the end and the progress bar moving
         size = max(1, total // (workers * 12))
-        chunks = [list(pairs[k:k + size]) for k in range(0, total, size)]
+        chunks = [list(pairs[k : k + size]) for k in range(0, total, size)]
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["sparsetopo.analysis.nnstd", "sparsetopo.analysis._lsap_preload"])
         done = 0
@@ -88,9 +94,13 @@ def matrix_pairs(n: int) -> list[tuple[int, int]]:
     return [(i, j) for i in range(n) for j in range(i)]
 
 
-def nnstd_matrix(networks: Sequence[Network], method: str = "exact", workers: int | None = None,
-                 on_progress: Callable[[int, int], None] | None = None,
-                 names: Sequence[str] | None = None) -> dict:
+def nnstd_matrix(
+    networks: Sequence[Network],
+    method: str = "exact",
+    workers: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    names: Sequence[str] | None = None,
+) -> dict:
     """All-pairs NNSTD: {"distance": (n, n) array, "layers": (n, n, L) array}, symmetric, zero diagonal.
 
     Like the authors' script, each unordered pair is computed once, as

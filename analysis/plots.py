@@ -2,11 +2,12 @@
 
 Each function takes plain numbers and writes one file; none reads a database.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -72,8 +73,9 @@ def plot_degree_distributions(in_degrees: Mapping[int, Sequence[np.ndarray]], pa
         top = max(int(np.max(in_degrees[s][k])) if len(in_degrees[s][k]) else 0 for s in steps)
         bins = np.arange(top + 2) - 0.5 if top < 60 else 40
         for i, s in enumerate(steps):
-            ax.hist(in_degrees[s][k], bins=bins, histtype="step", color=cmap(i / max(1, len(steps) - 1)),
-                    label=f"step {s}")
+            ax.hist(
+                in_degrees[s][k], bins=bins, histtype="step", color=cmap(i / max(1, len(steps) - 1)), label=f"step {s}"
+            )
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(f"in-degree of neuron layer {k + 1}")
         ax.set_ylabel("neurons")
@@ -107,8 +109,9 @@ def plot_input_heatmaps(first: np.ndarray, last: np.ndarray, steps: tuple[int, i
     return _save(fig, path, tight=False)  # tight_layout cannot place a colorbar shared by two axes
 
 
-def plot_curves(steps: Sequence[int], accuracy: Mapping[str, Sequence[float | None]],
-                density: Sequence[float], path: Path) -> Path:
+def plot_curves(
+    steps: Sequence[int], accuracy: Mapping[str, Sequence[float | None]], density: Sequence[float], path: Path
+) -> Path:
     """Accuracy metrics (left) and network density (right) against the step."""
     plt = _pyplot()
     fig, (ax_acc, ax_den) = plt.subplots(1, 2, figsize=(11, 4))

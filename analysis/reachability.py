@@ -4,6 +4,7 @@
 counts are float64: exact up to 2**53 paths per neuron, approximate beyond
 (a dense 784-1000-1000-1000-10 network has about 7.8e12 paths per output).
 """
+
 from __future__ import annotations
 
 import numpy as np

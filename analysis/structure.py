@@ -16,15 +16,16 @@ Conventions (documented here because several choices are possible):
 - k-core numbers ignore direction (igraph coreness, mode "all").
 - Hubs: the `hubs` neurons with the highest degree, ties broken by lower index.
 """
+
 from __future__ import annotations
 
-from ..errors import UserError
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
+from ..errors import UserError
 from .reachability import flow_statistics
 
 
@@ -43,9 +44,7 @@ def binary_layers(layers: Sequence[sp.spmatrix]) -> list[sp.csr_matrix]:
         a = sp.csr_matrix((np.ones(a.nnz, dtype=np.float64), a.indices, a.indptr), shape=a.shape)
         a.sum_duplicates()
         if out and out[-1].shape[1] != a.shape[0]:
-            raise StructureError(
-                f"layer {k - 1} has {out[-1].shape[1]} outputs but layer {k} has {a.shape[0]} inputs"
-            )
+            raise StructureError(f"layer {k - 1} has {out[-1].shape[1]} outputs but layer {k} has {a.shape[0]} inputs")
         out.append(a)
     return out
 

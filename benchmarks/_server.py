@@ -1,4 +1,5 @@
 """A throw-away Neo4j for benchmarks (or the server named by NEO4J_URI)."""
+
 from __future__ import annotations
 
 import shutil
@@ -9,8 +10,8 @@ from pathlib import Path
 
 @contextmanager
 def benchmark_store():
-    from sparsetopo.graphstore.settings import external_settings
     from sparsetopo.graphstore.server import DEFAULT_MEMORY, LocalServer, free_port
+    from sparsetopo.graphstore.settings import external_settings
     from sparsetopo.graphstore.store import GraphStore
 
     if external_settings():

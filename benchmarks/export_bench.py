@@ -5,6 +5,7 @@
 Synapse writes = SYNAPSE relationships created + closed (died set). Uses a throw-away
 server unless NEO4J_URI is set. Prints one line per step and a summary.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,11 +15,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._server import benchmark_store  # noqa: E402
-from sparsetopo.graphstore.model import RunInfo  # noqa: E402
-from sparsetopo.graphstore.reader import snapshots_equal  # noqa: E402
-from sparsetopo.graphstore.synthetic import synthetic_run  # noqa: E402
-from sparsetopo.graphstore.writer import linear_positions  # noqa: E402
+from benchmarks._server import benchmark_store
+from sparsetopo.graphstore.model import RunInfo
+from sparsetopo.graphstore.reader import snapshots_equal
+from sparsetopo.graphstore.synthetic import synthetic_run
+from sparsetopo.graphstore.writer import linear_positions
 
 
 def main() -> None:
@@ -30,8 +31,10 @@ def main() -> None:
     args = ap.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
     snaps = list(synthetic_run("bench", sizes, args.density, args.churn, args.steps, seed=0))
-    print(f"run: sizes={sizes} density={args.density} churn={args.churn} steps={args.steps} "
-          f"synapses/snapshot={snaps[0].n_synapses}")
+    print(
+        f"run: sizes={sizes} density={args.density} churn={args.churn} steps={args.steps} "
+        f"synapses/snapshot={snaps[0].n_synapses}"
+    )
     with benchmark_store() as store:
         store.create_run(RunInfo("bench", sizes, method="synthetic-set"))
         total_writes, total_seconds, prev = 0, 0.0, None
@@ -51,7 +54,9 @@ def main() -> None:
             writes = created + closed
             total_writes += writes
             total_seconds += dt
-            print(f"step {s.step:3d}: {created:7d} created {closed:7d} closed in {dt:6.2f} s = {writes / dt:9.0f} synapse writes/s")
+            print(
+                f"step {s.step:3d}: {created:7d} created {closed:7d} closed in {dt:6.2f} s = {writes / dt:9.0f} synapse writes/s"
+            )
             prev = s
         t0 = time.perf_counter()
         store.set_run_status("bench", "completed")
@@ -61,7 +66,9 @@ def main() -> None:
         read_s = time.perf_counter() - t0
         assert snapshots_equal(back, snaps[args.steps // 2])
         size = store.read("MATCH ()-[s:SYNAPSE {run_id:'bench'}]->() RETURN count(s) AS n")[0]["n"]
-    print(f"total: {total_writes} synapse writes in {total_seconds:.1f} s = {total_writes / total_seconds:.0f} synapse writes/s")
+    print(
+        f"total: {total_writes} synapse writes in {total_seconds:.1f} s = {total_writes / total_seconds:.0f} synapse writes/s"
+    )
     print(f"finishing the run (latest weight on {snaps[-1].n_synapses} surviving synapses): {finish:.2f} s")
     print(f"read one snapshot back ({back.n_synapses} synapses, bit-exact): {read_s:.3f} s")
     print(f"SYNAPSE relationships stored (distinct lifetimes): {size}")

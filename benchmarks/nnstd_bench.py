@@ -10,6 +10,7 @@
 Networks are synthetic: Erdős–Rényi masks, and snapshots evolve SET-style (each snapshot prunes
 a fraction ζ = 0.3 of every layer's connections and regrows as many at random).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,11 +29,11 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sparsetopo.analysis import lsap  # noqa: E402
-from sparsetopo.analysis.assignment import exact_assignment, lsap_assignment, sparse_assignment  # noqa: E402
-from sparsetopo.analysis.nnstd import nnstd  # noqa: E402
-from sparsetopo.analysis.nnstd_costs import connection_mask, dense_costs, fan_in  # noqa: E402
-from sparsetopo.analysis.nnstd_parallel import default_workers, matrix_pairs, nnstd_pairs  # noqa: E402
+from sparsetopo.analysis import lsap
+from sparsetopo.analysis.assignment import exact_assignment, lsap_assignment, sparse_assignment
+from sparsetopo.analysis.nnstd import nnstd
+from sparsetopo.analysis.nnstd_costs import connection_mask, dense_costs, fan_in
+from sparsetopo.analysis.nnstd_parallel import default_workers, matrix_pairs, nnstd_pairs
 
 SHAPE = [784, 784, 784, 784, 10]
 
@@ -40,8 +41,9 @@ SHAPE = [784, 784, 784, 784, 10]
 def er_layer(n_in: int, n_out: int, density: float, rng: np.random.Generator) -> sp.csr_matrix:
     nnz = int(round(density * n_in * n_out))
     flat = rng.choice(n_in * n_out, size=nnz, replace=False)
-    return sp.csr_matrix((rng.standard_normal(nnz).astype(np.float32), (flat // n_out, flat % n_out)),
-                         shape=(n_in, n_out))
+    return sp.csr_matrix(
+        (rng.standard_normal(nnz).astype(np.float32), (flat // n_out, flat % n_out)), shape=(n_in, n_out)
+    )
 
 
 def network(shape, density, rng):
@@ -113,7 +115,8 @@ def large_layer(n: int, density: float, dense: bool) -> dict:
         out["exact_same_as_scipy"] = bool(np.array_equal(e_perm, d_perm) and np.array_equal(e_matched, d_matched))
         out["dense_layer_distance"] = float(d_matched.sum() / n)
         out["optimal_totals_equal_exactly"] = exact_total(mask_a, mask_b, s_matched, s_perm) == exact_total(
-            mask_a, mask_b, d_matched, d_perm)
+            mask_a, mask_b, d_matched, d_perm
+        )
         out["same_matching"] = bool(np.array_equal(s_perm, d_perm))
     out["peak_rss_MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
@@ -124,7 +127,9 @@ def first_call_s(cache_dir: str | None) -> float:
     env = dict(os.environ)
     if cache_dir is not None:
         env["NUMBA_CACHE_DIR"] = cache_dir
-    proc = subprocess.run([sys.executable, __file__, "--first-call"], capture_output=True, text=True, check=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--first-call"], capture_output=True, text=True, check=True, env=env
+    )
     return float(proc.stdout)
 
 
@@ -147,22 +152,28 @@ def main() -> None:
 
     repeat = 3 if args.quick else 7
     rng = np.random.default_rng(0)
-    print(f"machine: {os.cpu_count()} cpu(s), {default_workers()} usable, load average "
-          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; numpy {np.__version__}, scipy {__import__('scipy').__version__}")
+    print(
+        f"machine: {os.cpu_count()} cpu(s), {default_workers()} usable, load average "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; numpy {np.__version__}, scipy {__import__('scipy').__version__}"
+    )
 
     with tempfile.TemporaryDirectory() as empty:
         compile_s = first_call_s(empty)
     lsap.warm_up()  # compiles into, or loads from, numba's cache next to analysis/lsap.py
-    print(f"\n[0] exact solver (numba): compiling {compile_s:.2f} s in a fresh process without cache, "
-          f"loading from the cache {first_call_s(None):.2f} s; warmed up before the timings below")
+    print(
+        f"\n[0] exact solver (numba): compiling {compile_s:.2f} s in a fresh process without cache, "
+        f"loading from the cache {first_call_s(None):.2f} s; warmed up before the timings below"
+    )
 
     a, b = network(SHAPE, 0.006, rng), network(SHAPE, 0.006, rng)
     density = sum(m.nnz for m in a) / sum(m.shape[0] * m.shape[1] for m in a)
     print(f"\n[1] one pair, {'-'.join(map(str, SHAPE))}, density {density:.4%}")
     for method in ("exact", "sparse"):
-        t, c, r = best_of(lambda: nnstd(a, b, method=method), repeat)
-        print(f"    {method:6s}: {t * 1000:7.1f} ms wall, {c * 1000:7.1f} ms CPU (best of {repeat})  "
-              f"distance {r.distance!r}")
+        t, c, r = best_of(lambda method=method: nnstd(a, b, method=method), repeat)
+        print(
+            f"    {method:6s}: {t * 1000:7.1f} ms wall, {c * 1000:7.1f} ms CPU (best of {repeat})  "
+            f"distance {r.distance!r}"
+        )
 
     print("\n[2] 10 networks x 9 snapshots, all pairs within each snapshot (405 pairs)")
     runs = [[network(SHAPE, 0.006, rng)] for _ in range(10)]
@@ -183,22 +194,30 @@ def main() -> None:
         t = time.perf_counter()
         res = nnstd_pairs(nets, pairs, method, workers=workers)
         elapsed = time.perf_counter() - t
-        print(f"    {method:6s}: {elapsed:6.2f} s wall for {len(res)} pairs on {workers} worker(s); "
-              f"CPU {cpu_pair * 1000:.1f} ms/pair -> {cpu_pair * len(pairs) / workers:.2f} s on {workers} idle cores; "
-              f"mean distance {np.mean([r.distance for r in res]):.6f}")
+        print(
+            f"    {method:6s}: {elapsed:6.2f} s wall for {len(res)} pairs on {workers} worker(s); "
+            f"CPU {cpu_pair * 1000:.1f} ms/pair -> {cpu_pair * len(pairs) / workers:.2f} s on {workers} idle cores; "
+            f"mean distance {np.mean([r.distance for r in res]):.6f}"
+        )
 
     print("\n[3] large layers at 0.5 % density (each in a child process)")
     sizes = [(4000, True)] + ([] if args.skip_10k else [(10000, False)])
     for n, dense in sizes:
-        proc = subprocess.run([sys.executable, __file__, "--layer", str(n), "0.005", "1" if dense else "0"],
-                              capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--layer", str(n), "0.005", "1" if dense else "0"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         r = json.loads(proc.stdout)
         line = f"    {n} neurons: sparse exact option {r['sparse_s']:.2f} s wall ({r['sparse_cpu_s']:.2f} s CPU)"
         if dense:
-            line += (f", exact (own solver) {r['exact_s']:.2f} s wall ({r['exact_cpu_s']:.2f} s CPU), "
-                     f"dense scipy {r['dense_s']:.2f} s wall ({r['dense_cpu_s']:.2f} s CPU); exact = scipy: "
-                     f"{r['exact_same_as_scipy']}; sparse: optimal totals equal exactly: "
-                     f"{r['optimal_totals_equal_exactly']}, same matching: {r['same_matching']}")
+            line += (
+                f", exact (own solver) {r['exact_s']:.2f} s wall ({r['exact_cpu_s']:.2f} s CPU), "
+                f"dense scipy {r['dense_s']:.2f} s wall ({r['dense_cpu_s']:.2f} s CPU); exact = scipy: "
+                f"{r['exact_same_as_scipy']}; sparse: optimal totals equal exactly: "
+                f"{r['optimal_totals_equal_exactly']}, same matching: {r['same_matching']}"
+            )
         line += f"; layer distance {r['sparse_layer_distance']:.6f}; peak RSS {r['peak_rss_MB']:.0f} MB"
         print(line)
 

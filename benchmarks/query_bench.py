@@ -12,6 +12,7 @@ after one warm-up run, and the median and the maximum wall time are printed
 (client side: Bolt round trip included). Uses the graph store the CLI uses
 (NEO4J_URI, else the project's own server).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,12 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sparsetopo.graphstore.errors import UnknownRunError  # noqa: E402
-from sparsetopo.graphstore.evolution import ensure_evolution  # noqa: E402
-from sparsetopo.graphstore.model import RunInfo  # noqa: E402
-from sparsetopo.graphstore.queries import QUERIES, run_named  # noqa: E402
-from sparsetopo.graphstore.store import GraphStore  # noqa: E402
-from sparsetopo.graphstore.synthetic import synthetic_run  # noqa: E402
+from sparsetopo.graphstore.errors import UnknownRunError
+from sparsetopo.graphstore.evolution import ensure_evolution
+from sparsetopo.graphstore.model import RunInfo
+from sparsetopo.graphstore.queries import QUERIES, run_named
+from sparsetopo.graphstore.store import GraphStore
+from sparsetopo.graphstore.synthetic import synthetic_run
 
 SIZES = [784, 1000, 1000, 1000, 10]
 POSSIBLE = sum(a * b for a, b in zip(SIZES, SIZES[1:]))
@@ -44,8 +45,11 @@ def ensure_run(store: GraphStore, run_id: str, steps: int, synapses: int, churn:
     for snap in synthetic_run(run_id, SIZES, synapses / POSSIBLE, churn, steps - 1, seed=0):
         store.write_snapshot(snap)
         if snap.step % 10 == 0:
-            print(f"  wrote step {snap.step} ({snap.n_synapses} synapses) after {time.perf_counter() - t0:.0f} s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"  wrote step {snap.step} ({snap.n_synapses} synapses) after {time.perf_counter() - t0:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
     store.set_run_status(run_id, "completed")
 
 
@@ -64,20 +68,31 @@ def main() -> None:
         done = ensure_evolution(store, run_id)
         if done:
             print(f"summarised {done} steps' synapse lifetimes in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-        n_lifetimes = store.read("MATCH ()-[s:SYNAPSE {run_id: $run}]->() RETURN count(s) AS n", {"run": run_id})[0]["n"]
+        n_lifetimes = store.read("MATCH ()-[s:SYNAPSE {run_id: $run}]->() RETURN count(s) AS n", {"run": run_id})[0][
+            "n"
+        ]
         snaps = store.list_snapshots(run_id)
         mid = snaps[len(snaps) // 2]["step"]
-        print(f"run {run_id}: {len(snaps)} snapshots, {snaps[-1]['n_synapses']} synapses at the last step, "
-              f"{n_lifetimes} synapse lifetimes in the store")
+        print(
+            f"run {run_id}: {len(snaps)} snapshots, {snaps[-1]['n_synapses']} synapses at the last step, "
+            f"{n_lifetimes} synapse lifetimes in the store"
+        )
         print(f"{'query':<18} {'rows':>6} {'median ms':>10} {'max ms':>8}   parameters")
         params_for = {
-            "evolution": {}, "churn_at_step": {"step": mid}, "appeared_at": {"step": mid},
-            "vanished_at": {"step": mid}, "initial_survival": {}, "lifetimes": {}, "ages": {},
-            "survivors": {}, "neuron_history": {"layer": 1, "index": 500}, "degree_change": {},
+            "evolution": {},
+            "churn_at_step": {"step": mid},
+            "appeared_at": {"step": mid},
+            "vanished_at": {"step": mid},
+            "initial_survival": {},
+            "lifetimes": {},
+            "ages": {},
+            "survivors": {},
+            "neuron_history": {"layer": 1, "index": 500},
+            "degree_change": {},
             "degrees": {"step": mid},
         }
         slow = []
-        for name, query in QUERIES.items():
+        for name in QUERIES:
             params = {"run_id": run_id} | params_for.get(name, {})
             rows = run_named(store, name, params)  # warm-up: plan cache, page cache
             times = []

@@ -9,6 +9,7 @@ statistics with `sparsetopo stats`' function, then the report's data gathering
 final snapshots) and the HTML rendering are timed separately. Uses a throw-away
 Neo4j (or the server named by NEO4J_URI).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,12 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._server import benchmark_store  # noqa: E402
-from sparsetopo.graphstore.model import RunInfo  # noqa: E402
-from sparsetopo.graphstore.synthetic import synthetic_run  # noqa: E402
-from sparsetopo.commands.stats import compute_run_statistics  # noqa: E402
-from sparsetopo.report import render  # noqa: E402
-from sparsetopo.report_data import gather  # noqa: E402
+from benchmarks._server import benchmark_store
+from sparsetopo.commands.stats import compute_run_statistics
+from sparsetopo.graphstore.model import RunInfo
+from sparsetopo.graphstore.synthetic import synthetic_run
+from sparsetopo.report import render
+from sparsetopo.report_data import gather
 
 SIZES = [784, 300, 100, 10]
 
@@ -43,10 +44,15 @@ def main() -> None:
             store.set_run_status(run_id, "completed")
             compute_run_statistics(store, run_id)
         n = store.list_snapshots(runs[0])[-1]["n_synapses"]
-        print(f"setup: 2 runs x {args.steps + 1} snapshots of {n} synapses ({SIZES}), stats stored: "
-              f"{time.perf_counter() - t:.1f} s")
-        for label, kwargs in [("no NNSTD", {"compute": False}), ("NNSTD sparse", {"method": "sparse"}),
-                              ("NNSTD exact", {"method": "exact"})]:
+        print(
+            f"setup: 2 runs x {args.steps + 1} snapshots of {n} synapses ({SIZES}), stats stored: "
+            f"{time.perf_counter() - t:.1f} s"
+        )
+        for label, kwargs in [
+            ("no NNSTD", {"compute": False}),
+            ("NNSTD sparse", {"method": "sparse"}),
+            ("NNSTD exact", {"method": "exact"}),
+        ]:
             t = time.perf_counter()
             data = gather(store, runs, **kwargs)
             t_gather = time.perf_counter() - t
@@ -54,8 +60,10 @@ def main() -> None:
             page = render(data, "sparsetopo report bench-set-1 bench-set-2")
             t_render = time.perf_counter() - t
             computed = sum(e["source"] == "computed" for r in data.runs for e in r.evolution) + len(data.pairs)
-            print(f"{label:13s} gather {t_gather:6.2f} s ({computed} NNSTD computed)   render {t_render:5.2f} s   "
-                  f"html {len(page) / 1e6:.2f} MB")
+            print(
+                f"{label:13s} gather {t_gather:6.2f} s ({computed} NNSTD computed)   render {t_render:5.2f} s   "
+                f"html {len(page) / 1e6:.2f} MB"
+            )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ The output layer is a dense nn.Linear in both backends. "masked" multiplies a de
 its mask in every forward (F.linear(x, weight * mask)); "sparse" keeps only the values.
 Reported: the best of `repeats` runs of `steps` steps each (the machine is shared).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,11 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
+import torch
+import torch.nn.functional as F
+from torch import nn
 
-from sparsetopo.trainer.sparse_ops import SparseStructure, sparse_linear  # noqa: E402
+from sparsetopo.trainer.sparse_ops import SparseStructure, sparse_linear
 
 BATCH = 100
 
@@ -95,14 +96,20 @@ def ms_per_step(model: nn.Module, steps: int, repeats: int, gen: torch.Generator
 def networks():
     gen = torch.Generator().manual_seed(0)
     a = [784, 784, 784, 784, 10]
-    yield "784-784x3-10, 3,700/layer", a, [
-        SparseStructure(n_out, n_in, _positions(n_out, n_in, 3700, gen)) for n_in, n_out in zip(a[:-2], a[1:-1])
-    ]
+    yield (
+        "784-784x3-10, 3,700/layer",
+        a,
+        [SparseStructure(n_out, n_in, _positions(n_out, n_in, 3700, gen)) for n_in, n_out in zip(a[:-2], a[1:-1])],
+    )
     b = [784, 1000, 1000, 1000, 10]
-    yield "784-1000x3-10, eps 20", b, [
-        SparseStructure(n_out, n_in, _positions(n_out, n_in, round(20 * (n_in + n_out)), gen))
-        for n_in, n_out in zip(b[:-2], b[1:-1])
-    ]
+    yield (
+        "784-1000x3-10, eps 20",
+        b,
+        [
+            SparseStructure(n_out, n_in, _positions(n_out, n_in, round(20 * (n_in + n_out)), gen))
+            for n_in, n_out in zip(b[:-2], b[1:-1])
+        ],
+    )
 
 
 def main() -> None:

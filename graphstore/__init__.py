@@ -2,4 +2,5 @@
 
 Heavy modules (the neo4j driver) are imported by the submodules that need them, not here.
 """
+
 from .model import RunInfo, Snapshot, TopologyError  # noqa: F401

@@ -8,13 +8,14 @@ On exit the queue is drained (queued snapshots are complete, so they are worth k
 second Ctrl-C while draining drops the rest, whole snapshots only. Further Ctrl-C never cut short
 the transaction in flight or the marking of the run: the training thread waits for both.
 """
+
 from __future__ import annotations
 
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 from .driver import server_gone
 from .errors import RunConflictError
@@ -129,7 +130,7 @@ class BackgroundWriter:
         while not self._finished.wait(0.2):
             pass
 
-    def __enter__(self) -> "BackgroundWriter":
+    def __enter__(self) -> BackgroundWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -173,8 +174,9 @@ def wait_through_interrupts(work: Callable[[], object]) -> bool:
 
 
 @contextmanager
-def recording(store, info: RunInfo, maxsize: int = DEFAULT_QUEUE,
-              write: Callable[[Snapshot], object] | None = None) -> Iterator[BackgroundWriter]:
+def recording(
+    store, info: RunInfo, maxsize: int = DEFAULT_QUEUE, write: Callable[[Snapshot], object] | None = None
+) -> Iterator[BackgroundWriter]:
     """Create the run, yield a background sink for its snapshots, and mark how the run ended.
 
     `write` replaces store.write_snapshot, e.g. to also write files from the writer thread.

@@ -13,6 +13,7 @@ graphstore/jdbc/ into a cache directory shared by every instance. Two flavours:
 `connection_info` gives what a tool asks for: URL, driver class, user and where the
 password lives (the same place `sparsetopo db status` names).
 """
+
 from __future__ import annotations
 
 import os
@@ -33,9 +34,12 @@ FLAVOURS = ("full", "core")
 
 # Bolt URI schemes and the JDBC schemes that mean the same transport security.
 _SCHEMES = {
-    "bolt": "neo4j", "neo4j": "neo4j",
-    "bolt+s": "neo4j+s", "neo4j+s": "neo4j+s",
-    "bolt+ssc": "neo4j+ssc", "neo4j+ssc": "neo4j+ssc",
+    "bolt": "neo4j",
+    "neo4j": "neo4j",
+    "bolt+s": "neo4j+s",
+    "neo4j+s": "neo4j+s",
+    "bolt+ssc": "neo4j+ssc",
+    "neo4j+ssc": "neo4j+ssc",
 }
 
 

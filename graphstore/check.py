@@ -18,6 +18,7 @@ again from its files.
 
 The check holds the run's writer lease while it runs, so no writer changes the run meanwhile.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -25,8 +26,15 @@ from collections import defaultdict
 import numpy as np
 
 _FINISHED = {"completed", "interrupted", "failed"}
-_EVO_KEYS = ("evo_vanished_born", "evo_vanished_count", "evo_alive_born", "evo_alive_count", "evo_alive",
-             "evo_initial_alive", "evo_initial_fraction")
+_EVO_KEYS = (
+    "evo_vanished_born",
+    "evo_vanished_count",
+    "evo_alive_born",
+    "evo_alive_count",
+    "evo_alive",
+    "evo_initial_alive",
+    "evo_initial_fraction",
+)
 
 
 def _problem(out: list, step, layer, what: str, repairable: bool) -> None:
@@ -53,25 +61,36 @@ def check_run(store, run_id: str, repair: bool = False) -> dict:
 def _check(store, run_id: str, run: dict, repair: bool) -> tuple[list, list]:
     problems: list[dict] = []
     repaired: list[dict] = []
-    incomplete = [r["step"] for r in store.read(
-        "MATCH (s:Snapshot {run_id: $run}) WHERE s.complete IS NOT NULL RETURN s.step AS step ORDER BY step",
-        {"run": run_id})]
+    incomplete = [
+        r["step"]
+        for r in store.read(
+            "MATCH (s:Snapshot {run_id: $run}) WHERE s.complete IS NOT NULL RETURN s.step AS step ORDER BY step",
+            {"run": run_id},
+        )
+    ]
     for step in incomplete:
         if repair and store.writer.rollback_incomplete(run_id, step):
             _problem(repaired, step, None, "incomplete step left by a writer that is gone: rolled back", True)
         else:
             _problem(problems, step, None, "incomplete step left by a writer that is gone", True)
 
-    snaps = {r["step"]: r for r in store.read(
-        "MATCH (s:Snapshot {run_id: $run}) WHERE s.complete IS NULL "
-        "RETURN s.step AS step, s.n_synapses AS n_synapses ORDER BY step", {"run": run_id})}
+    snaps = {
+        r["step"]: r
+        for r in store.read(
+            "MATCH (s:Snapshot {run_id: $run}) WHERE s.complete IS NULL "
+            "RETURN s.step AS step, s.n_synapses AS n_synapses ORDER BY step",
+            {"run": run_id},
+        )
+    }
     steps = sorted(snaps)
     layers: dict[int, dict[int, dict]] = defaultdict(dict)  # step -> layer -> row
     for r in store.read(
         "MATCH (s:Snapshot {run_id: $run})-[:HAS_LAYER]->(l:LayerSnapshot) WHERE s.complete IS NULL "
         "RETURN l.step AS step, l.layer AS layer, l.n_out AS n_out, l.nnz AS nnz, l.appeared AS appeared, "
         "l.vanished AS vanished, l.positions AS positions, l.weights AS weights, "
-        + ", ".join(f"l.{k} AS {k}" for k in _EVO_KEYS), {"run": run_id}):
+        + ", ".join(f"l.{k} AS {k}" for k in _EVO_KEYS),
+        {"run": run_id},
+    ):
         r["positions"] = np.asarray(r["positions"] or [], dtype=np.int64)
         r["weights"] = np.asarray(r["weights"] or [], dtype=np.float64).astype(np.float32)
         layers[r["step"]][r["layer"]] = r
@@ -84,11 +103,15 @@ def _check(store, run_id: str, run: dict, repair: bool) -> tuple[list, list]:
         return problems, repaired
 
     life = _lifetimes(store, run_id)
-    orphans = int((~np.isin(life["born"], steps)).sum()
-                  + ((life["died"] >= 0) & ~np.isin(life["died"], steps)).sum())
+    orphans = int((~np.isin(life["born"], steps)).sum() + ((life["died"] >= 0) & ~np.isin(life["died"], steps)).sum())
     if orphans:
-        _problem(problems, None, None, f"{orphans} synapse lifetime(s) begin or end at a step without a complete snapshot",
-                 False)
+        _problem(
+            problems,
+            None,
+            None,
+            f"{orphans} synapse lifetime(s) begin or end at a step without a complete snapshot",
+            False,
+        )
 
     counts_fix: dict[tuple[int, int], dict] = {}
     evo_fix: dict[tuple[int, int], dict] = {}
@@ -108,13 +131,24 @@ def _check(store, run_id: str, run: dict, repair: bool) -> tuple[list, list]:
             alive = (l_born <= t) & ((l_died < 0) | (l_died > t))
             alive_pos = np.sort(l_pos[alive])
             if alive_pos.size != np.unique(alive_pos).size:
-                _problem(problems, t, k, f"{alive_pos.size - np.unique(alive_pos).size} connection(s) have overlapping "
-                         "lifetimes", False)
+                _problem(
+                    problems,
+                    t,
+                    k,
+                    f"{alive_pos.size - np.unique(alive_pos).size} connection(s) have overlapping lifetimes",
+                    False,
+                )
             elif not np.array_equal(alive_pos, pos):
                 extra = np.setdiff1d(alive_pos, pos).size
                 lacking = np.setdiff1d(pos, alive_pos).size
-                _problem(problems, t, k, f"lifetimes disagree with the stored matrix ({extra} alive that are not "
-                         f"connections, {lacking} connections without a live synapse)", False)
+                _problem(
+                    problems,
+                    t,
+                    k,
+                    f"lifetimes disagree with the stored matrix ({extra} alive that are not "
+                    f"connections, {lacking} connections without a live synapse)",
+                    False,
+                )
             # counts, from the matrices
             if prev_pos is None:
                 appeared, vanished = pos.size, 0
@@ -152,16 +186,27 @@ def _check(store, run_id: str, run: dict, repair: bool) -> tuple[list, list]:
             a_born, a_count = np.unique(births, return_counts=True)
             v_born, v_count = np.unique(gone_births, return_counts=True)
             init = int((births == steps[0]).sum())
-            evo = {"evo_vanished_born": v_born.tolist(), "evo_vanished_count": v_count.tolist(),
-                   "evo_alive_born": a_born.tolist(), "evo_alive_count": a_count.tolist(),
-                   "evo_alive": int(pos.size), "evo_initial_alive": init,
-                   "evo_initial_fraction": init / initial if initial else 0.0}
+            evo = {
+                "evo_vanished_born": v_born.tolist(),
+                "evo_vanished_count": v_count.tolist(),
+                "evo_alive_born": a_born.tolist(),
+                "evo_alive_count": a_count.tolist(),
+                "evo_alive": int(pos.size),
+                "evo_initial_alive": init,
+                "evo_initial_fraction": init / initial if initial else 0.0,
+            }
             stored = {key: row[key] for key in _EVO_KEYS}
             if stored["evo_alive_born"] is not None and not _same_evo(stored, evo):
                 evo_fix[(t, k)] = evo
-                _problem(problems, t, k, f"stored lifetime summaries differ from the matrices (evo_alive "
-                         f"{stored['evo_alive']}, evo_initial_fraction {stored['evo_initial_fraction']}; expected "
-                         f"{evo['evo_alive']}, {evo['evo_initial_fraction']:.4f})", True)
+                _problem(
+                    problems,
+                    t,
+                    k,
+                    f"stored lifetime summaries differ from the matrices (evo_alive "
+                    f"{stored['evo_alive']}, evo_initial_fraction {stored['evo_initial_fraction']}; expected "
+                    f"{evo['evo_alive']}, {evo['evo_initial_fraction']:.4f})",
+                    True,
+                )
             prev_pos, prev_w, birth = pos, w, births
             if i == len(steps) - 1:
                 # survivors: their weight at the last step once the run is finished, else any weight
@@ -172,14 +217,21 @@ def _check(store, run_id: str, run: dict, repair: bool) -> tuple[list, list]:
                         weight_fix[int(l_ids[idx])] = float(w[at[j]]) if pos.size else 0.0
     missing_weight = int(np.isnan(life["weight"]).sum())
     if weight_fix:
-        _problem(problems, None, None, f"{len(weight_fix)} synapse(s) without their latest weight "
-                 f"({missing_weight} without any)", True)
+        _problem(
+            problems,
+            None,
+            None,
+            f"{len(weight_fix)} synapse(s) without their latest weight ({missing_weight} without any)",
+            True,
+        )
     sums = defaultdict(int)
     for t in steps:
         for k in range(n_layers):
             sums[t] += layers[t][k]["positions"].size
         if snaps[t]["n_synapses"] != sums[t]:
-            _problem(problems, t, None, f"n_synapses {snaps[t]['n_synapses']} differs from the matrices' {sums[t]}", True)
+            _problem(
+                problems, t, None, f"n_synapses {snaps[t]['n_synapses']} differs from the matrices' {sums[t]}", True
+            )
 
     if not repair or any(not p["repairable"] for p in problems):
         return problems, repaired
@@ -204,7 +256,9 @@ def _lifetimes(store, run_id: str) -> dict:
         "MATCH (a:Neuron)-[s:SYNAPSE]->(b:Neuron) WHERE s.run_id = $run AND s.born IS NOT NULL "
         "RETURN collect(s.layer) AS layer, collect(a.index) AS i, collect(b.index) AS j, collect(s.born) AS born, "
         "collect(coalesce(s.died, -1)) AS died, collect(coalesce(s.weight, 0.0 / 0.0)) AS weight, "
-        "collect(id(s)) AS id", {"run": run_id})[0]
+        "collect(id(s)) AS id",
+        {"run": run_id},
+    )[0]
     run = store.get_run(run_id)
     arch = np.asarray(run["architecture"], dtype=np.int64)
     layer = np.asarray(rows["layer"], dtype=np.int64)
@@ -230,20 +284,35 @@ def _repair(store, run_id, run, counts_fix, evo_fix, weight_fix, sums, snaps) ->
         rows.append({"step": t, "layer": k, "props": props | {"density": props["nnz"] / n_cells[k]}})
     for (t, k), props in evo_fix.items():
         rows.append({"step": t, "layer": k, "props": props})
-    n_synapses = [{"step": t, "n": n, "density": n / sum(n_cells.values())}
-                  for t, n in sums.items() if snaps[t]["n_synapses"] != n]
+    n_synapses = [
+        {"step": t, "n": n, "density": n / sum(n_cells.values())}
+        for t, n in sums.items()
+        if snaps[t]["n_synapses"] != n
+    ]
     ids, weights = list(weight_fix), list(weight_fix.values())
 
     def work(tx):
         lease.fence(tx, run_id)
-        tx.run("UNWIND $rows AS row MATCH (l:LayerSnapshot {run_id: $run, step: row.step, layer: row.layer}) "
-               "SET l += row.props", run=run_id, rows=rows).consume()
-        tx.run("UNWIND $rows AS row MATCH (s:Snapshot {run_id: $run, step: row.step}) "
-               "SET s.n_synapses = row.n, s.density = row.density", run=run_id, rows=n_synapses).consume()
+        tx.run(
+            "UNWIND $rows AS row MATCH (l:LayerSnapshot {run_id: $run, step: row.step, layer: row.layer}) "
+            "SET l += row.props",
+            run=run_id,
+            rows=rows,
+        ).consume()
+        tx.run(
+            "UNWIND $rows AS row MATCH (s:Snapshot {run_id: $run, step: row.step}) "
+            "SET s.n_synapses = row.n, s.density = row.density",
+            run=run_id,
+            rows=n_synapses,
+        ).consume()
         for lo in range(0, len(ids), 20_000):
-            tx.run("UNWIND range(0, size($ids) - 1) AS i MATCH ()-[s:SYNAPSE]->() WHERE id(s) = $ids[i] "
-                   "AND s.run_id = $run SET s.weight = $w[i]", ids=ids[lo:lo + 20_000], w=weights[lo:lo + 20_000],
-                   run=run_id).consume()
+            tx.run(
+                "UNWIND range(0, size($ids) - 1) AS i MATCH ()-[s:SYNAPSE]->() WHERE id(s) = $ids[i] "
+                "AND s.run_id = $run SET s.weight = $w[i]",
+                ids=ids[lo : lo + 20_000],
+                w=weights[lo : lo + 20_000],
+                run=run_id,
+            ).consume()
 
     with store.driver.session(database=store.database) as session:
         session.execute_write(work)

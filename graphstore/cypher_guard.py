@@ -6,6 +6,7 @@ TERMINATE TRANSACTIONS` killed a running import) and call procedures that admini
 unquoted) and refused when it holds an administration command, a `dbms.*` procedure, or a CALL of
 a procedure whose mode (SHOW PROCEDURES) is not READ.
 """
+
 from __future__ import annotations
 
 import re
@@ -13,18 +14,30 @@ import re
 from .errors import GraphStoreError
 
 _TOKENS = re.compile(
-    r"//[^\n]*|/\*.*?(?:\*/|\Z)"           # comments
+    r"//[^\n]*|/\*.*?(?:\*/|\Z)"  # comments
     r"|'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\""  # strings
-    r"|`((?:[^`]|``)*)`"                    # quoted name
-    r"|([A-Za-z_][A-Za-z0-9_]*)"            # name or keyword
-    r"|(\S)",                               # anything else, one character
+    r"|`((?:[^`]|``)*)`"  # quoted name
+    r"|([A-Za-z_][A-Za-z0-9_]*)"  # name or keyword
+    r"|(\S)",  # anything else, one character
     re.S,
 )
 # Commands that are administration wherever they appear.
 _ANYWHERE = {"SHOW", "TERMINATE"}
 # Clauses that start an administration command (users, roles, privileges, databases, servers).
-_STARTS = {"GRANT", "DENY", "REVOKE", "ALTER", "RENAME", "START", "STOP", "ENABLE", "DEALLOCATE",
-           "REALLOCATE", "DRYRUN", "USE"}
+_STARTS = {
+    "GRANT",
+    "DENY",
+    "REVOKE",
+    "ALTER",
+    "RENAME",
+    "START",
+    "STOP",
+    "ENABLE",
+    "DEALLOCATE",
+    "REALLOCATE",
+    "DRYRUN",
+    "USE",
+}
 
 
 class AdministrationRefused(GraphStoreError):
@@ -72,8 +85,12 @@ def administration_in(query: str) -> str | None:
         if kind != "kw":
             continue
         # n.show, :Show, $show and `AS show` are names, not commands.
-        after_dot = i and (tokens[i - 1][0] == "sym" and tokens[i - 1][1] in ".:$" or
-                           tokens[i - 1][0] == "kw" and tokens[i - 1][1].upper() == "AS")
+        after_dot = i and (
+            tokens[i - 1][0] == "sym"
+            and tokens[i - 1][1] in ".:$"
+            or tokens[i - 1][0] == "kw"
+            and tokens[i - 1][1].upper() == "AS"
+        )
         word = text.upper()
         if after_dot:
             continue
@@ -90,10 +107,12 @@ def refuse_administration(query: str, procedure_mode) -> None:
     if command:
         raise AdministrationRefused(
             f"`{command}` is an administration command, and `sparsetopo cypher` only queries the graph; "
-            "nothing was run (administer the server with cypher-shell or Neo4j Browser)")
+            "nothing was run (administer the server with cypher-shell or Neo4j Browser)"
+        )
     for name in called_procedures(query):
         mode = "DBMS" if name.lower().startswith("dbms.") else procedure_mode(name)
         if mode is not None and mode != "READ":
             raise AdministrationRefused(
                 f"procedure {name} ({mode} mode) writes or administers, and `sparsetopo cypher` only queries "
-                "the graph; nothing was run")
+                "the graph; nothing was run"
+            )

@@ -1,4 +1,5 @@
 """Errors of the graph store: user mistakes (GraphStoreError) and damaged data (RunInconsistentError)."""
+
 from ..errors import IntegrityError, UserError
 
 

@@ -14,12 +14,13 @@ Properties on LayerSnapshot(run_id, step, layer):
     evo_alive                               their total (equals nnz when lifetimes and weights agree)
     evo_initial_alive, evo_initial_fraction the first step's synapses still in their first lifetime
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Callable
+from collections.abc import Callable
 
-from .errors import GraphStoreError, RunInconsistentError
+from .errors import RunInconsistentError
 
 VANISHED_BY_BIRTH = (
     "MATCH ()-[s:SYNAPSE]->() WHERE s.run_id = $run_id AND s.died = $step "
@@ -35,8 +36,7 @@ _LAYER_STATE = (
 )
 
 _STORE = (
-    "UNWIND $rows AS row MATCH (l:LayerSnapshot {run_id: $run_id, step: $step, layer: row.layer}) "
-    "SET l += row.props"
+    "UNWIND $rows AS row MATCH (l:LayerSnapshot {run_id: $run_id, step: $step, layer: row.layer}) SET l += row.props"
 )
 
 
@@ -46,8 +46,11 @@ class LifetimeInconsistency(RunInconsistentError):
 
 def summaries_missing(store, run_id: str) -> int:
     """How many of the run's LayerSnapshots have no evo_* summary yet."""
-    rows = store.read("MATCH (s:Snapshot {run_id: $run_id})-[:HAS_LAYER]->(l:LayerSnapshot) "
-                      "WHERE s.complete IS NULL AND l.evo_alive_born IS NULL RETURN count(l) AS n", {"run_id": run_id})
+    rows = store.read(
+        "MATCH (s:Snapshot {run_id: $run_id})-[:HAS_LAYER]->(l:LayerSnapshot) "
+        "WHERE s.complete IS NULL AND l.evo_alive_born IS NULL RETURN count(l) AS n",
+        {"run_id": run_id},
+    )
     return rows[0]["n"]
 
 
@@ -94,15 +97,20 @@ def ensure_evolution(store, run_id: str, progress: Callable[[int, int], None] | 
             born_steps = sorted(counts)
             init = counts.get(first, 0)
             v_born = sorted(vanished[k])
-            rows.append({"layer": k, "props": {
-                "evo_vanished_born": v_born,
-                "evo_vanished_count": [vanished[k][b] for b in v_born],
-                "evo_alive_born": born_steps,
-                "evo_alive_count": [counts[b] for b in born_steps],
-                "evo_alive": sum(counts.values()),
-                "evo_initial_alive": init,
-                "evo_initial_fraction": init / initial[k] if initial.get(k) else 0.0,
-            }})
+            rows.append(
+                {
+                    "layer": k,
+                    "props": {
+                        "evo_vanished_born": v_born,
+                        "evo_vanished_count": [vanished[k][b] for b in v_born],
+                        "evo_alive_born": born_steps,
+                        "evo_alive_count": [counts[b] for b in born_steps],
+                        "evo_alive": sum(counts.values()),
+                        "evo_initial_alive": init,
+                        "evo_initial_fraction": init / initial[k] if initial.get(k) else 0.0,
+                    },
+                }
+            )
         store.write(_STORE, {"run_id": run_id, "step": step, "rows": rows})
         if progress:
             progress(i, len(steps) - todo)

@@ -12,6 +12,7 @@ token: a writer whose lease was taken over cannot write another byte, and a take
 between two statements of one transaction. Taking, fencing and refreshing all lock the Run node
 first, so they are serialised by Neo4j.
 """
+
 from __future__ import annotations
 
 import os
@@ -87,8 +88,14 @@ class WriterLeases:
             return
         host, pid = socket.gethostname(), os.getpid()
         records, _, _ = self.driver.execute_query(
-            _ACQUIRE, run=run_id, token=self.token, process=PROCESS, pid=pid, host=host,
-            lease_ms=int(self.seconds * 1000), database_=self.database,
+            _ACQUIRE,
+            run=run_id,
+            token=self.token,
+            process=PROCESS,
+            pid=pid,
+            host=host,
+            lease_ms=int(self.seconds * 1000),
+            database_=self.database,
         )
         if not records:
             from .errors import UnknownRunError
@@ -120,8 +127,11 @@ class WriterLeases:
 
     def check(self, tx, run_id: str) -> None:
         """Like fence, without taking the Run's lock (for idempotent work done on parallel sessions)."""
-        records = tx.run("MATCH (r:Run {run_id: $run}) WHERE r.writer_token = $token RETURN count(r) AS n",
-                         run=run_id, token=self.token).single()
+        records = tx.run(
+            "MATCH (r:Run {run_id: $run}) WHERE r.writer_token = $token RETURN count(r) AS n",
+            run=run_id,
+            token=self.token,
+        ).single()
         if records["n"] != 1:
             self.fence(tx, run_id)  # raises LeaseLostError
 
@@ -144,8 +154,9 @@ class WriterLeases:
         while not self._stop.wait(self.seconds / 3):
             for run_id in list(self._held):
                 try:
-                    records, _, _ = self.driver.execute_query(_FENCE, run=run_id, token=self.token,
-                                                              database_=self.database)
+                    records, _, _ = self.driver.execute_query(
+                        _FENCE, run=run_id, token=self.token, database_=self.database
+                    )
                     if records[0]["n"] != 1:
                         self._held.discard(run_id)  # taken over: the next fence refuses to write
                 except Exception:  # noqa: BLE001 - a missed beat; the next one, or the lease expiry, decides

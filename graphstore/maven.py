@@ -3,6 +3,7 @@
 The pom is copied into a scratch directory under the cache home and built there, so an
 installation in a read-only site-packages works and no `target/` appears beside the sources.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -23,6 +24,5 @@ def run_maven(pom: Path, lib: Path, extra_args: list[str], quiet: bool) -> subpr
     with tempfile.TemporaryDirectory(dir=scratch_root) as scratch:
         local_pom = Path(scratch) / "pom.xml"
         shutil.copyfile(pom, local_pom)
-        cmd = [mvn, "-B", *(["-q"] if quiet else []), "-f", str(local_pom), "package", *extra_args,
-               f"-Dlib.dir={lib}"]
+        cmd = [mvn, "-B", *(["-q"] if quiet else []), "-f", str(local_pom), "package", *extra_args, f"-Dlib.dir={lib}"]
         return subprocess.run(cmd, capture_output=quiet, text=True, cwd=scratch)

@@ -6,14 +6,16 @@ float32 and a connection exists exactly where the sparse matrix stores an entry,
 its value: a connection grown at weight 0 (SET's Keras code, RigL) is stored as an explicit
 zero. A dense array has no stored zeros, so converting one keeps only its nonzeros.
 """
+
 from __future__ import annotations
 
-from ..errors import UserError
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+
+from ..errors import UserError
 
 
 class TopologyError(UserError, ValueError):
@@ -28,14 +30,18 @@ def as_float32(values: Any, what: str) -> np.ndarray:
         raise TopologyError(f"{what} must be numbers, not {source.dtype}")
     bad = ~np.isfinite(source) if source.dtype.kind == "f" else np.zeros(source.shape, dtype=bool)
     if bad.any():
-        raise TopologyError(f"{what} holds {bad.sum()} value(s) that are not finite numbers "
-                            f"(first: {source[bad].ravel()[0]}); weights and biases must be finite")
+        raise TopologyError(
+            f"{what} holds {bad.sum()} value(s) that are not finite numbers "
+            f"(first: {source[bad].ravel()[0]}); weights and biases must be finite"
+        )
     with np.errstate(over="ignore", under="ignore"):
         out = source.astype(np.float32)
     lost = ~np.isfinite(out) | ((out == 0) & (source != 0))
     if lost.any():
-        raise TopologyError(f"{what} holds {lost.sum()} value(s) that float32 cannot hold "
-                            f"(first: {source[lost].ravel()[0]!r}); weights and biases are stored as float32")
+        raise TopologyError(
+            f"{what} holds {lost.sum()} value(s) that float32 cannot hold "
+            f"(first: {source[lost].ravel()[0]!r}); weights and biases are stored as float32"
+        )
     return out
 
 
@@ -70,8 +76,10 @@ class Snapshot:
         self.layers = [as_layer_matrix(m, f"layer {k} of {where}") for k, m in enumerate(self.layers)]
         if not self.biases:
             self.biases = [None] * len(self.layers)
-        self.biases = [None if b is None else as_float32(b, f"the bias of layer {k} of {where}").ravel()
-                       for k, b in enumerate(self.biases)]
+        self.biases = [
+            None if b is None else as_float32(b, f"the bias of layer {k} of {where}").ravel()
+            for k, b in enumerate(self.biases)
+        ]
         validate_layers(self.layers, self.biases)
 
     @property

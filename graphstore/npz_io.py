@@ -5,9 +5,9 @@ scipy.sparse.save_npz matrix of shape (n_k + 1, n_{k+1}) whose last row is the
 bias. A run directory holds epoch_XXX/ snapshot directories and optionally a
 testacc.txt with one test accuracy per epoch.
 """
+
 from __future__ import annotations
 
-from ..errors import UserError
 import re
 import zipfile
 from pathlib import Path
@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from ..errors import UserError
 from .model import Snapshot, TopologyError, validate_layers
 
 _LAYER_FILE = re.compile(r"^weight_l(\d+)\.npz$")
@@ -79,7 +80,9 @@ def read_snapshot_dir(path: str | Path, run_id: str = "", step: int = 0, epoch: 
             layers.append(full[:-1])
             biases.append(full[-1].toarray().ravel())  # Snapshot converts, refusing what float32 cannot hold
         except MemoryError:
-            raise NpzFormatError(f"{files[k]} declares shape {full.shape}, too large to hold in this machine's memory") from None
+            raise NpzFormatError(
+                f"{files[k]} declares shape {full.shape}, too large to hold in this machine's memory"
+            ) from None
     try:
         validate_layers(layers, biases)
     except TopologyError as exc:

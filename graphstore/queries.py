@@ -13,6 +13,7 @@ per-step (:LayerSnapshot) nodes, never by scanning all of a run's synapses:
   (run_id, died), stopping after $limit rows;
 - one neuron's history starts from its unique (run_id, layer, index) key.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -76,7 +77,7 @@ _LIST = [
         "       l.evo_initial_fraction AS initial_fraction\n"
         "ORDER BY step, layer",
         (RUN, LAYER_ANY),
-        needs_summaries=True
+        needs_summaries=True,
     ),
     NamedQuery(
         "churn_at_step",
@@ -127,7 +128,7 @@ _LIST = [
         "       l.evo_initial_fraction AS initial_fraction\n"
         "ORDER BY step, layer",
         (RUN, LAYER_ANY),
-        needs_summaries=True
+        needs_summaries=True,
     ),
     NamedQuery(
         "lifetimes",
@@ -140,27 +141,25 @@ _LIST = [
         "RETURN layer, lifetime, sum(n) AS synapses\n"
         "ORDER BY layer, lifetime",
         (RUN, LAYER_ANY),
-        needs_summaries=True
+        needs_summaries=True,
     ),
     NamedQuery(
         "ages",
         "Age (step - born) of the synapses alive at a step, the last step when omitted: the "
         "still-running lifetimes (needs the evo_* summaries).",
-        _RUN_SPAN
-        + "MATCH (l:LayerSnapshot {run_id: $run_id, step: coalesce($step, last)})\n"
+        _RUN_SPAN + "MATCH (l:LayerSnapshot {run_id: $run_id, step: coalesce($step, last)})\n"
         "WHERE ($layer IS NULL OR l.layer = $layer) AND size(l.evo_alive_born) > 0\n"
         "UNWIND range(0, size(l.evo_alive_born) - 1) AS i\n"
         "RETURN l.layer AS layer, l.step - l.evo_alive_born[i] AS age, l.evo_alive_count[i] AS synapses\n"
         "ORDER BY layer, age",
         (RUN, Param("step", int, "the step; the last one when omitted", None), LAYER_ANY),
-        needs_summaries=True
+        needs_summaries=True,
     ),
     NamedQuery(
         "survivors",
         "Synapses alive from the first step to the end in one lifetime (born at the first step, never died). "
         "When the evo_* summaries say there are none, it answers without scanning the first step's synapses.",
-        _RUN_SPAN
-        + "OPTIONAL MATCH (l:LayerSnapshot {run_id: $run_id, step: last})\n"
+        _RUN_SPAN + "OPTIONAL MATCH (l:LayerSnapshot {run_id: $run_id, step: last})\n"
         "WHERE $layer IS NULL OR l.layer = $layer\n"
         "WITH first, sum(CASE WHEN l.evo_alive_born IS NULL THEN 1\n"
         "                     WHEN l.evo_alive_born[0] = first THEN l.evo_alive_count[0] ELSE 0 END) AS expected\n"
@@ -185,14 +184,17 @@ _LIST = [
         "RETURN direction, other_layer, other_index, s.born AS born, s.died AS died,\n"
         "       s.weight_born AS weight_born, s.weight AS weight\n"
         "ORDER BY born, direction, other_index",
-        (RUN, Param("layer", int, "the neuron's layer (0 = inputs)"), Param("index", int, "the neuron's index in its layer")),
+        (
+            RUN,
+            Param("layer", int, "the neuron's layer (0 = inputs)"),
+            Param("index", int, "the neuron's index in its layer"),
+        ),
     ),
     NamedQuery(
         "degree_change",
         "Neurons of a layer ranked by how much their out-degree changed between two steps "
         "(first and last by default); layer 0 = input pixels.",
-        _RUN_SPAN
-        + "MATCH (a:LayerSnapshot {run_id: $run_id, step: coalesce($from_step, first), layer: $layer})\n"
+        _RUN_SPAN + "MATCH (a:LayerSnapshot {run_id: $run_id, step: coalesce($from_step, first), layer: $layer})\n"
         "MATCH (b:LayerSnapshot {run_id: $run_id, step: coalesce($to_step, last), layer: $layer})\n"
         "CALL (a, b) {\n"
         "  UNWIND a.positions AS p RETURN p / a.n_out AS neuron, 1 AS before, 0 AS after\n"
@@ -203,10 +205,13 @@ _LIST = [
         "RETURN neuron, from_step, to_step, degree_from, degree_to, degree_to - degree_from AS change\n"
         "ORDER BY abs(change) DESC, neuron\n"
         "LIMIT $limit",
-        (RUN, Param("layer", int, "the neuron layer whose out-degrees are compared", 0),
-         Param("from_step", int, "first step compared; the run's first when omitted", None),
-         Param("to_step", int, "second step compared; the run's last when omitted", None),
-         Param("limit", int, "return at most this many neurons", 20)),
+        (
+            RUN,
+            Param("layer", int, "the neuron layer whose out-degrees are compared", 0),
+            Param("from_step", int, "first step compared; the run's first when omitted", None),
+            Param("to_step", int, "second step compared; the run's last when omitted", None),
+            Param("limit", int, "return at most this many neurons", 20),
+        ),
     ),
     NamedQuery(
         "degrees",
@@ -287,7 +292,7 @@ def markdown() -> str:
         " `sparsetopo query --list`, or paste them into Neo4j Browser or cypher-shell after setting"
         " the parameters, e.g. `:params {run_id: 'my-run', layer: null}` in Browser or"
         " `:param {run_id: 'my-run', layer: null}` in cypher-shell. Every parameter must be set;"
-        " null means \"all\" or \"the default\" where the table below says so.",
+        ' null means "all" or "the default" where the table below says so.',
         "",
         "Queries marked *needs the evo_\\* summaries* read per-step summaries of the synapse lifetimes"
         " that `sparsetopo evolution RUN` (or `sparsetopo stats RUN`) stores on the run's"

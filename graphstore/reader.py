@@ -1,4 +1,5 @@
 """Reading runs and snapshots back, bit-exactly."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,7 +26,9 @@ def read_snapshot(driver, run_id: str, step: int, database: str | None = None) -
         "OPTIONAL MATCH (s)-[:HAS_LAYER]->(l:LayerSnapshot) "
         "WITH s, l ORDER BY l.layer "
         "RETURN properties(s) AS snapshot, collect(l {.layer, .n_in, .n_out, .positions, .weights, .bias}) AS layers",
-        run=run_id, step=step, database_=database,
+        run=run_id,
+        step=step,
+        database_=database,
     )
     if not records:
         if not run_exists(driver, run_id, database):
@@ -89,7 +92,8 @@ def list_runs(driver, database: str | None = None) -> list[dict]:
 def get_run(driver, run_id: str, database: str | None = None) -> dict:
     records, _, _ = driver.execute_query(
         "MATCH (r:Run {run_id: $run}) " + _RUN_SUMMARY,
-        run=run_id, database_=database,
+        run=run_id,
+        database_=database,
     )
     if not records:
         raise UnknownRunError(run_id)
@@ -101,6 +105,7 @@ def list_snapshots(driver, run_id: str, database: str | None = None) -> list[dic
         raise UnknownRunError(run_id)
     records, _, _ = driver.execute_query(
         "MATCH (s:Snapshot {run_id: $run}) WHERE s.complete IS NULL RETURN properties(s) AS s ORDER BY s.step",
-        run=run_id, database_=database,
+        run=run_id,
+        database_=database,
     )
     return [dict(r["s"]) for r in records]

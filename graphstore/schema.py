@@ -1,4 +1,5 @@
 """The graph's constraints and indexes (Neo4j 5 Community), created idempotently."""
+
 from __future__ import annotations
 
 STATEMENTS = [

@@ -3,6 +3,7 @@
 Precedence: values the CLI passes down, then environment variables, then defaults.
 With NEO4J_URI set, that server is used and nothing is started locally.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,11 +1,12 @@
 """GraphStore: the Python API of the graph store (the CLI is a thin layer over it)."""
+
 from __future__ import annotations
 
 import time
 from typing import Any
 
 from . import reader
-from .errors import check_run_id, ReadOnlyViolation, RunConflictError, ServerUnavailable
+from .errors import ReadOnlyViolation, RunConflictError, ServerUnavailable, check_run_id
 from .model import RunInfo, Snapshot
 from .schema import ensure_schema
 from .settings import ConnectionSettings, external_settings
@@ -39,7 +40,7 @@ class GraphStore:
         self.writer = SnapshotWriter(driver, database)
 
     @classmethod
-    def connect(cls, settings: ConnectionSettings | None = None, start: bool = True, schema: bool = True) -> "GraphStore":
+    def connect(cls, settings: ConnectionSettings | None = None, start: bool = True, schema: bool = True) -> GraphStore:
         from neo4j.exceptions import AuthError, ServiceUnavailable
 
         from .driver import open_driver
@@ -53,7 +54,9 @@ class GraphStore:
             raise ServerUnavailable(f"cannot reach the Neo4j server at {settings.uri}; is it running?") from None
         except AuthError:
             driver.close()
-            raise ServerUnavailable(f"the Neo4j server at {settings.uri} rejected user '{settings.user}' and its password") from None
+            raise ServerUnavailable(
+                f"the Neo4j server at {settings.uri} rejected user '{settings.user}' and its password"
+            ) from None
         store = cls(driver, settings.database, settings)
         if schema:
             ensure_schema(driver, settings.database)
@@ -65,7 +68,7 @@ class GraphStore:
         finally:
             self.driver.close()
 
-    def __enter__(self) -> "GraphStore":
+    def __enter__(self) -> GraphStore:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -81,7 +84,11 @@ class GraphStore:
             "MERGE (r:Run {run_id: $run}) "
             "ON CREATE SET r += $props, r.architecture = $arch, r.created_at = $now "
             "RETURN r.architecture AS arch",
-            run=info.run_id, props=props, arch=list(info.architecture), now=time.time(), database_=self.database,
+            run=info.run_id,
+            props=props,
+            arch=list(info.architecture),
+            now=time.time(),
+            database_=self.database,
         )
         stored = list(records[0]["arch"])
         if stored != list(info.architecture):
@@ -109,7 +116,11 @@ class GraphStore:
             ensure_evolution(self, run_id)
         self.driver.execute_query(
             "MATCH (r:Run {run_id: $run}) WHERE r.writer_token = $token SET r.status = $status, r.updated_at = $now",
-            run=run_id, status=status, now=time.time(), token=self.writer.lease.token, database_=self.database,
+            run=run_id,
+            status=status,
+            now=time.time(),
+            token=self.writer.lease.token,
+            database_=self.database,
         )
         if final:
             self.writer.release(run_id)
@@ -127,14 +138,31 @@ class GraphStore:
         self.writer.lease.acquire(run_id)  # not while another process writes it; works on an inconsistent run
         counts = {}
         # Mark first: an interrupted delete leaves a run visibly 'deleting' that a second delete finishes.
-        self.driver.execute_query("MATCH (r:Run {run_id: $run}) SET r.status = 'deleting'", run=run_id, database_=self.database)
+        self.driver.execute_query(
+            "MATCH (r:Run {run_id: $run}) SET r.status = 'deleting'", run=run_id, database_=self.database
+        )
         with self.driver.session(database=self.database) as session:
             for key, query in [
-                ("synapses", "MATCH ()-[s:SYNAPSE]->() WHERE s.run_id = $run AND s.born IS NOT NULL CALL (s) { DELETE s } IN TRANSACTIONS OF 50000 ROWS"),
-                ("nnstd", "MATCH (:Snapshot {run_id: $run})-[d:NNSTD]-() CALL (d) { DELETE d } IN TRANSACTIONS OF 50000 ROWS"),
-                ("neurons", "MATCH (n:Neuron {run_id: $run}) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 20000 ROWS"),
-                ("layer_snapshots", "MATCH (l:LayerSnapshot {run_id: $run}) CALL (l) { DETACH DELETE l } IN TRANSACTIONS OF 1000 ROWS"),
-                ("snapshots", "MATCH (s:Snapshot {run_id: $run}) CALL (s) { DETACH DELETE s } IN TRANSACTIONS OF 1000 ROWS"),
+                (
+                    "synapses",
+                    "MATCH ()-[s:SYNAPSE]->() WHERE s.run_id = $run AND s.born IS NOT NULL CALL (s) { DELETE s } IN TRANSACTIONS OF 50000 ROWS",
+                ),
+                (
+                    "nnstd",
+                    "MATCH (:Snapshot {run_id: $run})-[d:NNSTD]-() CALL (d) { DELETE d } IN TRANSACTIONS OF 50000 ROWS",
+                ),
+                (
+                    "neurons",
+                    "MATCH (n:Neuron {run_id: $run}) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 20000 ROWS",
+                ),
+                (
+                    "layer_snapshots",
+                    "MATCH (l:LayerSnapshot {run_id: $run}) CALL (l) { DETACH DELETE l } IN TRANSACTIONS OF 1000 ROWS",
+                ),
+                (
+                    "snapshots",
+                    "MATCH (s:Snapshot {run_id: $run}) CALL (s) { DETACH DELETE s } IN TRANSACTIONS OF 1000 ROWS",
+                ),
                 ("runs", "MATCH (r:Run {run_id: $run}) DETACH DELETE r"),
             ]:
                 summary = session.run(query, run=run_id).consume()
@@ -155,12 +183,17 @@ class GraphStore:
         return reader.list_snapshots(self.driver, run_id, self.database)
 
     def set_snapshot_properties(self, run_id: str, step: int, props: dict[str, Any]) -> None:
-        self._set_props("MATCH (x:Snapshot {run_id: $run, step: $step})", {"run": run_id, "step": step}, props, run_id, step)
+        self._set_props(
+            "MATCH (x:Snapshot {run_id: $run, step: $step})", {"run": run_id, "step": step}, props, run_id, step
+        )
 
     def set_layer_properties(self, run_id: str, step: int, layer: int, props: dict[str, Any]) -> None:
         self._set_props(
             "MATCH (x:LayerSnapshot {run_id: $run, step: $step, layer: $layer})",
-            {"run": run_id, "step": step, "layer": layer}, props, run_id, step,
+            {"run": run_id, "step": step, "layer": layer},
+            props,
+            run_id,
+            step,
         )
 
     def _set_props(self, match: str, keys: dict, props: dict, run_id: str, step: int) -> None:
@@ -175,18 +208,37 @@ class GraphStore:
             raise UnknownSnapshotError(run_id, step)
 
     # -- NNSTD -----------------------------------------------------------------------
-    def write_nnstd(self, run_a: str, step_a: int, run_b: str, step_b: int, distance: float,
-                    layers: list[float], method: str, **extra: Any) -> None:
+    def write_nnstd(
+        self,
+        run_a: str,
+        step_a: int,
+        run_b: str,
+        step_b: int,
+        distance: float,
+        layers: list[float],
+        method: str,
+        **extra: Any,
+    ) -> None:
         """One NNSTD relationship per unordered pair of snapshots and method, directed from the smaller key."""
         from .errors import UnknownSnapshotError
 
         (ra, sa), (rb, sb) = sorted([(run_a, step_a), (run_b, step_b)])
-        props = {"distance": float(distance), "layers": [float(x) for x in layers], "method": method,
-                 "computed_at": time.time()} | extra
+        props = {
+            "distance": float(distance),
+            "layers": [float(x) for x in layers],
+            "method": method,
+            "computed_at": time.time(),
+        } | extra
         records, _, _ = self.driver.execute_query(
             "MATCH (a:Snapshot {run_id: $ra, step: $sa}) MATCH (b:Snapshot {run_id: $rb, step: $sb}) "
             "MERGE (a)-[d:NNSTD {method: $method}]->(b) SET d += $props RETURN count(d) AS n",
-            ra=ra, sa=sa, rb=rb, sb=sb, method=method, props=props, database_=self.database,
+            ra=ra,
+            sa=sa,
+            rb=rb,
+            sb=sb,
+            method=method,
+            props=props,
+            database_=self.database,
         )
         if not records or records[0]["n"] == 0:
             for run, step in ((ra, sa), (rb, sb)):
@@ -209,7 +261,11 @@ class GraphStore:
                 return session.execute_read(work)
         except ClientError as exc:
             code = exc.code or ""
-            if "AccessMode" in code or "ForbiddenOnReadOnlyDatabase" in code or "WriteOnReadOnlyAccessDbException" in code:
+            if (
+                "AccessMode" in code
+                or "ForbiddenOnReadOnlyDatabase" in code
+                or "WriteOnReadOnlyAccessDbException" in code
+            ):
                 raise ReadOnlyViolation(
                     "the query tries to write, and this command only reads; nothing was changed"
                 ) from None
@@ -222,7 +278,8 @@ class GraphStore:
 
         def mode(name: str) -> str | None:
             records, _, _ = self.driver.execute_query(
-                "SHOW PROCEDURES YIELD name, mode WHERE name = $name RETURN mode", name=name, database_=self.database)
+                "SHOW PROCEDURES YIELD name, mode WHERE name = $name RETURN mode", name=name, database_=self.database
+            )
             return records[0]["mode"] if records else None
 
         refuse_administration(query, mode)

@@ -4,9 +4,10 @@ Step 0 is an Erdős–Rényi topology at the given density; each later step remo
 the fraction `churn` of every layer's connections at random and regrows as many
 at random empty positions, and perturbs surviving weights slightly.
 """
+
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import scipy.sparse as sp
@@ -38,8 +39,9 @@ def _evolve(rng: np.random.Generator, m: sp.csr_matrix, churn: float) -> sp.csr_
     return sp.csr_matrix((new_w, (new_pos // n_out, new_pos % n_out)), shape=m.shape, dtype=np.float32)
 
 
-def synthetic_run(run_id: str, sizes: list[int], density: float, churn: float, steps: int,
-                  seed: int = 0, dense_last: bool = False) -> Iterator[Snapshot]:
+def synthetic_run(
+    run_id: str, sizes: list[int], density: float, churn: float, steps: int, seed: int = 0, dense_last: bool = False
+) -> Iterator[Snapshot]:
     """Yield steps 0..steps of a synthetic run with the given per-step churn."""
     rng = np.random.default_rng(seed)
     layers = []
@@ -49,6 +51,8 @@ def synthetic_run(run_id: str, sizes: list[int], density: float, churn: float, s
     biases = [rng.standard_normal(b).astype(np.float32) * 0.01 for b in sizes[1:]]
     for step in range(steps + 1):
         if step:
-            layers = [m if (dense_last and k == len(layers) - 1) else _evolve(rng, m, churn) for k, m in enumerate(layers)]
+            layers = [
+                m if (dense_last and k == len(layers) - 1) else _evolve(rng, m, churn) for k, m in enumerate(layers)
+            ]
         acc = 0.5 + 0.4 * (1 - np.exp(-step / 3))
         yield Snapshot(run_id, step, layers, biases, {"test_accuracy": float(acc)}, epoch=step)

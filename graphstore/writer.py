@@ -11,6 +11,7 @@ only. The cursor is rebuilt from
 the store when a process resumes a run, and only advanced after the snapshot's
 transaction commits.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,7 +32,6 @@ def _env_int(name: str, default: int) -> int:
     except ValueError:
         return default
     return value if value > 0 else default
-
 
 
 # Synapse changes per transaction; a step beyond this is written in several (see _write_in_chunks).
@@ -102,8 +102,7 @@ def diff_layer(previous: LayerState | None, current: sp.csr_matrix) -> LayerDiff
     new = ~np.isin(pos, previous.positions, assume_unique=True)
     gone = ~np.isin(previous.positions, pos, assume_unique=True)
     survivors = np.searchsorted(previous.positions, pos[~new])
-    return LayerDiff(pos, w, new, previous.synapse_ids[survivors],
-                     previous.synapse_ids[gone], previous.weights[gone])
+    return LayerDiff(pos, w, new, previous.synapse_ids[survivors], previous.synapse_ids[gone], previous.weights[gone])
 
 
 # A synapse is created between its two neurons (element-id seeks) and remembered by
@@ -191,7 +190,8 @@ class SnapshotWriter:
         records, _, _ = self.driver.execute_query(
             "MATCH (r:Run {run_id: $run}) OPTIONAL MATCH (r)-[:HAS_SNAPSHOT]->(s:Snapshot) "
             "RETURN r.architecture AS architecture, max(s.step) AS last_step",
-            run=run_id, database_=self.database,
+            run=run_id,
+            database_=self.database,
         )
         if not records:
             raise UnknownRunError(run_id)
@@ -208,7 +208,8 @@ class SnapshotWriter:
     def _neuron_ids(self, run_id: str, architecture: list[int]) -> list[list[str]]:
         records, _, _ = self.driver.execute_query(
             "MATCH (n:Neuron {run_id: $run}) RETURN n.layer AS layer, n.index AS index, elementId(n) AS id",
-            run=run_id, database_=self.database,
+            run=run_id,
+            database_=self.database,
         )
         if not records:
             return []
@@ -221,24 +222,32 @@ class SnapshotWriter:
         records, _, _ = self.driver.execute_query(
             "MATCH (l:LayerSnapshot {run_id: $run, step: $step}) "
             "RETURN l.layer AS layer, l.positions AS positions, l.weights AS weights ORDER BY layer",
-            run=run_id, step=step, database_=self.database,
+            run=run_id,
+            step=step,
+            database_=self.database,
         )
         states = []
         for r in records:
             positions = np.asarray(r["positions"], dtype=np.int64)
-            states.append(LayerState(positions, np.asarray(r["weights"], dtype=np.float32),
-                                     np.full(positions.size, -1, dtype=np.int64)))
+            states.append(
+                LayerState(
+                    positions, np.asarray(r["weights"], dtype=np.float32), np.full(positions.size, -1, dtype=np.int64)
+                )
+            )
         opened, _, _ = self.driver.execute_query(
             "MATCH (a:Neuron)-[s:SYNAPSE]->(b:Neuron) WHERE s.run_id = $run AND s.born IS NOT NULL AND s.died IS NULL "
             "RETURN s.layer AS layer, a.index AS i, b.index AS j, id(s) AS id",
-            run=run_id, database_=self.database,
+            run=run_id,
+            database_=self.database,
         )
         for r in opened:
             state = states[r["layer"]]
             at = np.searchsorted(state.positions, r["i"] * architecture[r["layer"] + 1] + r["j"])
             state.synapse_ids[at] = r["id"]
         if any((st.synapse_ids < 0).any() for st in states):
-            raise RunInconsistentError(f"run '{run_id}' is inconsistent: step {step} lists connections without an open synapse")
+            raise RunInconsistentError(
+                f"run '{run_id}' is inconsistent: step {step} lists connections without an open synapse"
+            )
         return states
 
     # -- writing -----------------------------------------------------------------
@@ -285,7 +294,9 @@ class SnapshotWriter:
     def _single_tx(self, tx, snapshot, cursor, diffs, new_ids):
         self.lease.fence(tx, snapshot.run_id)
         neuron_ids = self._head(tx, snapshot, cursor, diffs, complete=True)
-        self._apply(tx, snapshot.run_id, snapshot.step, self._synapse_batches(diffs, cursor.architecture, neuron_ids), new_ids)
+        self._apply(
+            tx, snapshot.run_id, snapshot.step, self._synapse_batches(diffs, cursor.architecture, neuron_ids), new_ids
+        )
         return neuron_ids
 
     def _write_in_chunks(self, session, snapshot, cursor, diffs, new_ids) -> None:
@@ -335,7 +346,10 @@ class SnapshotWriter:
         guard = "MATCH (r:Run {run_id: $run}) WHERE r.writer_token = $token "
         records, _, _ = self.driver.execute_query(
             guard + "MATCH (s:Snapshot {run_id: $run, step: $step}) RETURN s.complete = false AS incomplete",
-            run=run_id, step=step, token=self.lease.token, database_=self.database,
+            run=run_id,
+            step=step,
+            token=self.lease.token,
+            database_=self.database,
         )
         if not records or not records[0]["incomplete"]:
             return False
@@ -346,7 +360,8 @@ class SnapshotWriter:
                 # Reopened: `weight` of a live synapse is its weight at birth until the run is finished.
                 guard + "MATCH ()-[s:SYNAPSE]->() WHERE s.run_id = $run AND s.died = $step "
                 "CALL (s) { REMOVE s.died SET s.weight = s.weight_born } IN TRANSACTIONS OF 50000 ROWS",
-                guard + "MATCH (s:Snapshot {run_id: $run, step: $step}) OPTIONAL MATCH (s)-[:HAS_LAYER]->(l:LayerSnapshot) "
+                guard
+                + "MATCH (s:Snapshot {run_id: $run, step: $step}) OPTIONAL MATCH (s)-[:HAS_LAYER]->(l:LayerSnapshot) "
                 "DETACH DELETE l, s",
             ):
                 session.run(query, run=run_id, step=step, token=self.lease.token).consume()
@@ -354,8 +369,8 @@ class SnapshotWriter:
         return True
 
     def _check_already_stored(self, snapshot: Snapshot) -> bool:
-        from .reader import read_snapshot, snapshots_equal
         from .errors import UnknownSnapshotError
+        from .reader import read_snapshot, snapshots_equal
 
         try:
             stored = read_snapshot(self.driver, snapshot.run_id, snapshot.step, self.database)
@@ -385,35 +400,50 @@ class SnapshotWriter:
             "CREATE (r)-[:HAS_SNAPSHOT]->(s) "
             "WITH s OPTIONAL MATCH (p:Snapshot {run_id: $run, step: $prev}) "
             "FOREACH (_ IN CASE WHEN p IS NULL THEN [] ELSE [1] END | CREATE (p)-[:NEXT]->(s))",
-            run=run, step=step, props=props, prev=cursor.last_step,
+            run=run,
+            step=step,
+            props=props,
+            prev=cursor.last_step,
         ).consume()
         layer_rows, unchanged = [], []
         for k, (m, bias, d) in enumerate(zip(snapshot.layers, snapshot.biases, diffs)):
             same = cursor.last_step is not None and d.unchanged
             if same:
                 unchanged.append(k)
-            layer_rows.append({
-                "layer": k, "n_in": m.shape[0], "n_out": m.shape[1], "nnz": int(m.nnz),
-                "density": m.nnz / (m.shape[0] * m.shape[1]),
-                "appeared": int(d.new.sum()), "vanished": int(d.vanished_ids.size),
-                # Unchanged connections are copied on the server from the previous step's layer:
-                # turning a dense network's 2.8M positions into a list and packing it held the
-                # GIL for ~0.5 s per step, time the training thread lost.
-                "positions": None if same else column(d.positions), "weights": column(d.weights),
-                "bias": None if bias is None else column(bias),
-            })
+            layer_rows.append(
+                {
+                    "layer": k,
+                    "n_in": m.shape[0],
+                    "n_out": m.shape[1],
+                    "nnz": int(m.nnz),
+                    "density": m.nnz / (m.shape[0] * m.shape[1]),
+                    "appeared": int(d.new.sum()),
+                    "vanished": int(d.vanished_ids.size),
+                    # Unchanged connections are copied on the server from the previous step's layer:
+                    # turning a dense network's 2.8M positions into a list and packing it held the
+                    # GIL for ~0.5 s per step, time the training thread lost.
+                    "positions": None if same else column(d.positions),
+                    "weights": column(d.weights),
+                    "bias": None if bias is None else column(bias),
+                }
+            )
         tx.run(
             "MATCH (s:Snapshot {run_id: $run, step: $step}) UNWIND $rows AS row "
             "CREATE (l:LayerSnapshot {run_id: $run, step: $step}) SET l += row "
             "CREATE (s)-[:HAS_LAYER]->(l)",
-            run=run, step=step, rows=layer_rows,
+            run=run,
+            step=step,
+            rows=layer_rows,
         ).consume()
         if unchanged:
             copied = tx.run(
                 "UNWIND $layers AS k MATCH (p:LayerSnapshot {run_id: $run, step: $prev, layer: k}) "
                 "MATCH (l:LayerSnapshot {run_id: $run, step: $step, layer: k}) "
                 "SET l.positions = p.positions RETURN count(p.positions) AS n",
-                run=run, step=step, prev=cursor.last_step, layers=unchanged,
+                run=run,
+                step=step,
+                prev=cursor.last_step,
+                layers=unchanged,
             ).single()["n"]
             if copied != len(unchanged):
                 raise GraphStoreError(
@@ -432,9 +462,18 @@ class SnapshotWriter:
             appeared, weights = d.appeared, d.appeared_weights
             for lo, hi in _slices(appeared.size):
                 pos = appeared[lo:hi]
-                yield "create", k, lo, {"src": column(pos // n_out), "dst": column(pos % n_out),
-                                        "w": column(weights[lo:hi]),
-                                        "src_ids": column(neuron_ids[k]), "dst_ids": column(neuron_ids[k + 1])}
+                yield (
+                    "create",
+                    k,
+                    lo,
+                    {
+                        "src": column(pos // n_out),
+                        "dst": column(pos % n_out),
+                        "w": column(weights[lo:hi]),
+                        "src_ids": column(neuron_ids[k]),
+                        "dst_ids": column(neuron_ids[k + 1]),
+                    },
+                )
 
     @staticmethod
     def _apply(tx, run: str, step: int, batches, new_ids: list[np.ndarray]) -> None:
@@ -455,12 +494,16 @@ class SnapshotWriter:
         """The run's neurons, created in transactions of CHUNK like synapses (a 1,000,000-input layer
         in one transaction ran out of a 3 GiB heap). MERGE: a crash between chunks leaves neurons
         that the next writer reuses."""
+
         def work(tx, layer, lo, hi):
             self.lease.fence(tx, run)
             record = tx.run(
                 "UNWIND range($lo, $hi - 1) AS i MERGE (n:Neuron {run_id: $run, layer: $layer, index: i}) "
                 "RETURN collect(i) AS i, collect(elementId(n)) AS id",
-                lo=lo, hi=hi, run=run, layer=layer,
+                lo=lo,
+                hi=hi,
+                run=run,
+                layer=layer,
             ).single()
             return record["i"], record["id"]
 
@@ -494,8 +537,13 @@ class SnapshotWriter:
                 # Checked without locking the Run: the finishing sessions run in parallel.
                 self.lease.check(tx, run_id)
                 for a, b in _slices(hi - lo):
-                    _run_counted(tx, SET_LATEST_WEIGHT, column(ids[lo + a:lo + b]), w=column(weights[lo + a:lo + b]),
-                                 run=run_id)
+                    _run_counted(
+                        tx,
+                        SET_LATEST_WEIGHT,
+                        column(ids[lo + a : lo + b]),
+                        w=column(weights[lo + a : lo + b]),
+                        run=run_id,
+                    )
 
             with self.driver.session(database=self.database) as session:
                 session.execute_write(work)

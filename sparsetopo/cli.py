@@ -6,18 +6,14 @@ User mistakes surface as sparsetopo.errors.UserError; `main` turns them into one
 sentence on stderr and a non-zero exit status. Damaged data (IntegrityError) and bugs
 keep their traceback.
 """
+
 from __future__ import annotations
 
 import sys
 
 import typer
 
-from .commands import db, io, runs, cypher
-from .commands import data, train
-from .commands import evolution, plot, query, stats
-from .commands import bi, report
-from .commands import nnstd
-from .commands import experiment
+from .commands import bi, cypher, data, db, evolution, experiment, io, nnstd, plot, query, report, runs, stats, train
 
 app = typer.Typer(
     name="sparsetopo",
@@ -42,6 +38,7 @@ app.add_typer(bi.app, name="bi")
 app.add_typer(nnstd.app, name="nnstd")
 app.add_typer(experiment.app, name="experiment")
 
+
 def user_error_message(exc: BaseException) -> str | None:
     """The one-sentence message for an error a user can cause, or None for a bug or damaged data
     (an IntegrityError), whose traceback is shown."""
@@ -54,9 +51,11 @@ def user_error_message(exc: BaseException) -> str | None:
 
         name = type(exc).__name__
         if server_gone(exc):
-            return (f"cannot reach the Neo4j server, or it stopped answering ({name}); start it with "
-                    "`sparsetopo db start`: every step a run committed before is complete, and "
-                    "`sparsetopo runs check RUN` verifies it")
+            return (
+                f"cannot reach the Neo4j server, or it stopped answering ({name}); start it with "
+                "`sparsetopo db start`: every step a run committed before is complete, and "
+                "`sparsetopo runs check RUN` verifies it"
+            )
         if name in {"AuthError", "Unauthorized"}:
             return "Neo4j refused the credentials; check NEO4J_USER / NEO4J_PASSWORD"
         if name == "CypherSyntaxError":
@@ -83,7 +82,7 @@ def main() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         typer.echo("interrupted; everything stored so far is complete.", err=True)
         sys.exit(130)
-    except Exception as exc:  # noqa: BLE001 - translated to one sentence or re-raised
+    except Exception as exc:
         message = user_error_message(exc)
         if message is None:
             raise

@@ -1,4 +1,5 @@
 """Opening the graph store for a command (starting the project's server on demand)."""
+
 from __future__ import annotations
 
 import typer

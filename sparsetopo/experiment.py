@@ -16,12 +16,13 @@ command again skips every run whose status is `completed` (a run left `running`,
 `interrupted` or `failed` is deleted and trained again). The numbers and verdicts are
 written by sparsetopo.experiment_results.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 Log = Callable[[str], None]
 
@@ -48,22 +49,58 @@ class Scale:
 
 SCALES = {
     # The paper's protocols at the paper's size: days on this machine.
-    "paper": Scale("paper", (1000, 1000, 1000), epochs=200, seeds=(1, 2, 3), epsilons=(1, 5, 20),
-                   datasets=("mnist", "fashion-mnist"), fig4_hidden=(784, 784, 784), fig4_density=0.006,
-                   fig4_epochs=200),
+    "paper": Scale(
+        "paper",
+        (1000, 1000, 1000),
+        epochs=200,
+        seeds=(1, 2, 3),
+        epsilons=(1, 5, 20),
+        datasets=("mnist", "fashion-mnist"),
+        fig4_hidden=(784, 784, 784),
+        fig4_density=0.006,
+        fig4_epochs=200,
+    ),
     # The largest study this 2-core machine runs in a session with --jobs 2: Figure 4 at the
     # paper's size (~90 min); findings 1 and 2 at width 300, 20 epochs, two seeds (~15 min).
-    "here": Scale("here", (300, 300, 300), epochs=20, seeds=(1, 2), epsilons=(5, 20),
-                  datasets=("fashion-mnist", "mnist"), fig4_hidden=(784, 784, 784), fig4_density=0.006,
-                  fig4_epochs=200),
+    "here": Scale(
+        "here",
+        (300, 300, 300),
+        epochs=20,
+        seeds=(1, 2),
+        epsilons=(5, 20),
+        datasets=("fashion-mnist", "mnist"),
+        fig4_hidden=(784, 784, 784),
+        fig4_density=0.006,
+        fig4_epochs=200,
+    ),
     # A quick look (about 15 minutes on 2 cores): width 300 everywhere, Figure 4 at 2 % density.
-    "small": Scale("small", (300, 300, 300), epochs=6, seeds=(1, 2, 3), epsilons=(5, 20),
-                   datasets=("fashion-mnist", "mnist"), fig4_hidden=(300, 300, 300), fig4_density=0.02,
-                   fig4_epochs=12, fig4_report=(0, 5, 10)),
+    "small": Scale(
+        "small",
+        (300, 300, 300),
+        epochs=6,
+        seeds=(1, 2, 3),
+        epsilons=(5, 20),
+        datasets=("fashion-mnist", "mnist"),
+        fig4_hidden=(300, 300, 300),
+        fig4_density=0.02,
+        fig4_epochs=12,
+        fig4_report=(0, 5, 10),
+    ),
     # For tests: the 8x8 digits scikit-learn ships.
-    "tiny": Scale("tiny", (32, 32), epochs=2, seeds=(1, 2), epsilons=(4,), datasets=("digits",),
-                  fig4_hidden=(32, 32), fig4_density=0.2, fig4_epochs=3, fig4_dataset="digits", fig4_report=(0, 1),
-                  fig4_count=3),
+    "tiny": Scale(
+        "tiny",
+        (32, 32),
+        epochs=2,
+        seeds=(1, 2),
+        epsilons=(4,),
+        datasets=("digits",),
+        fig4_hidden=(32, 32),
+        fig4_density=0.2,
+        fig4_epochs=3,
+        fig4_dataset="digits",
+        fig4_report=(0, 1),
+        fig4_count=3,
+    ),
 }
 PARTS = ("all", "performance", "figure4")
 
@@ -97,15 +134,24 @@ def _part_tag(scale: Scale, part: str) -> str:
     import hashlib
 
     if part == "figure4":
-        fields_ = (scale.fig4_hidden, scale.fig4_density, scale.fig4_epochs, scale.fig4_dataset, scale.fig4_change,
-                   scale.fig4_count, scale.fig4_seed, scale.recipe)
+        fields_ = (
+            scale.fig4_hidden,
+            scale.fig4_density,
+            scale.fig4_epochs,
+            scale.fig4_dataset,
+            scale.fig4_change,
+            scale.fig4_count,
+            scale.fig4_seed,
+            scale.recipe,
+        )
     else:
         fields_ = (scale.hidden, scale.epochs, scale.recipe)
     return hashlib.sha256(repr(fields_).encode()).hexdigest()[:6]
 
 
-def run_id_of(scale: Scale, dataset: str, method: str, seed: int, epsilon: float | None = None,
-              fig4_index: int | None = None) -> str:
+def run_id_of(
+    scale: Scale, dataset: str, method: str, seed: int, epsilon: float | None = None, fig4_index: int | None = None
+) -> str:
     if fig4_index is not None:
         return f"paper-fig4-{_part_tag(scale, 'figure4')}-{dataset}-t{fig4_index}"
     eps = "" if epsilon is None else f"-e{epsilon:g}"
@@ -121,12 +167,23 @@ def plan(scale: Scale, part: str = "all") -> list[RunSpec]:
                 specs.append(RunSpec(run_id_of(scale, ds, "dense", seed), ds, "dense", seed, None, "performance"))
                 for method in ("static", "set"):
                     for eps in scale.epsilons:
-                        specs.append(RunSpec(run_id_of(scale, ds, method, seed, eps), ds, method, seed, eps, "performance"))
+                        specs.append(
+                            RunSpec(run_id_of(scale, ds, method, seed, eps), ds, method, seed, eps, "performance")
+                        )
     if part in ("all", "figure4"):
         ds = scale.fig4_dataset
         for i in range(scale.fig4_count):
-            specs.append(RunSpec(run_id_of(scale, ds, "set", scale.fig4_seed, None, i), ds, "set", scale.fig4_seed,
-                                 None, "figure4", i))
+            specs.append(
+                RunSpec(
+                    run_id_of(scale, ds, "set", scale.fig4_seed, None, i),
+                    ds,
+                    "set",
+                    scale.fig4_seed,
+                    None,
+                    "figure4",
+                    i,
+                )
+            )
     return specs
 
 
@@ -185,10 +242,16 @@ def config_of(spec: RunSpec, scale: Scale):
     from sparsetopo.trainer.loop import TrainConfig
 
     fig4 = spec.part == "figure4"
-    return TrainConfig(dataset=spec.dataset, method=spec.method, recipe=scale.recipe,
-                       hidden=scale.fig4_hidden if fig4 else scale.hidden,
-                       epochs=scale.fig4_epochs if fig4 else scale.epochs,
-                       epsilon=spec.epsilon or 20.0, seed=spec.seed, threads=scale.threads)
+    return TrainConfig(
+        dataset=spec.dataset,
+        method=spec.method,
+        recipe=scale.recipe,
+        hidden=scale.fig4_hidden if fig4 else scale.hidden,
+        epochs=scale.fig4_epochs if fig4 else scale.epochs,
+        epsilon=spec.epsilon or 20.0,
+        seed=spec.seed,
+        threads=scale.threads,
+    )
 
 
 def stored_rules_differ(run: dict, spec: RunSpec, scale: Scale) -> list[str]:
@@ -208,13 +271,16 @@ def train_spec(store, spec: RunSpec, scale: Scale, log: Log = lambda _m: None) -
     fig4 = spec.part == "figure4"
     if fig4:
         sizes = figure4_sizes(scale, data.n_features, data.n_classes)
-        masks = figure4_masks(sizes, scale.fig4_density, scale.fig4_count, scale.fig4_change, seed=1234)[spec.fig4_index]
+        masks = figure4_masks(sizes, scale.fig4_density, scale.fig4_count, scale.fig4_change, seed=1234)[
+            spec.fig4_index
+        ]
     config = config_of(spec, scale)
     info = run_info(config, data, spec.run_id, name=f"paper {scale.name}: {spec.part}")
     info.config.update({"experiment": f"paper-{scale.name}", "part": spec.part})
     if fig4:
-        info.config.update({"fig4_index": spec.fig4_index, "fig4_density": scale.fig4_density,
-                            "fig4_change": scale.fig4_change})
+        info.config.update(
+            {"fig4_index": spec.fig4_index, "fig4_density": scale.fig4_density, "fig4_change": scale.fig4_change}
+        )
         info.epsilon = None
     with recording(store, info) as sink:
         train(config, data, sink, spec.run_id, masks=masks)
@@ -233,8 +299,15 @@ def _train_job(spec: RunSpec, scale: Scale) -> tuple[str, float, str | None]:
     return spec.run_id, time.perf_counter() - started, None
 
 
-def run_experiment(store, scale: Scale, out: Path, log: Log, progress: Callable[[int, int, str], None] | None = None,
-                   part: str = "all", jobs: int = 1) -> ExperimentState:
+def run_experiment(
+    store,
+    scale: Scale,
+    out: Path,
+    log: Log,
+    progress: Callable[[int, int, str], None] | None = None,
+    part: str = "all",
+    jobs: int = 1,
+) -> ExperimentState:
     """Train (or skip) every run of the plan; `jobs` runs train side by side in separate processes."""
     state = ExperimentState(scale, Path(out), plan(scale, part))
     todo = []

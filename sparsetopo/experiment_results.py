@@ -18,6 +18,7 @@ fail; none of them holds before training (a rule that compares with the untraine
    different topologies"); below -> did not hold (they kept a shared core). A run that did not
    reach the last reported epoch makes it inconclusive.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -76,9 +77,21 @@ def performance(store, specs, epochs: int) -> tuple[list[dict], list[dict]]:
         fm, fs = _mean_std([c[-1] for c in curves])
         bm, bs = _mean_std([max(c) for c in curves])
         params = store.list_snapshots(runs[0])[0]["n_synapses"]
-        rows.append({"dataset": ds, "method": method, "epsilon": eps, "epochs": epochs, "seeds": len(runs),
-                     "parameters": params, "final_mean": fm, "final_std": fs, "best_mean": bm, "best_std": bs,
-                     "flattened": all(_flattened(c) for c in curves)})
+        rows.append(
+            {
+                "dataset": ds,
+                "method": method,
+                "epsilon": eps,
+                "epochs": epochs,
+                "seeds": len(runs),
+                "parameters": params,
+                "final_mean": fm,
+                "final_std": fs,
+                "best_mean": bm,
+                "best_std": bs,
+                "flattened": all(_flattened(c) for c in curves),
+            }
+        )
     verdicts = []
     for ds in dict.fromkeys(r["dataset"] for r in rows):
         mine = [r for r in rows if r["dataset"] == ds]
@@ -91,9 +104,17 @@ def performance(store, specs, epochs: int) -> tuple[list[dict], list[dict]]:
             verdict = NOT_HELD
         else:
             verdict = INCONCLUSIVE
-        verdicts.append({"dataset": ds, "dense": dense["final_mean"], "best_static": best["static"]["final_mean"],
-                         "best_static_epsilon": best["static"]["epsilon"], "best_set": best["set"]["final_mean"],
-                         "best_set_epsilon": best["set"]["epsilon"], "verdict": verdict})
+        verdicts.append(
+            {
+                "dataset": ds,
+                "dense": dense["final_mean"],
+                "best_static": best["static"]["final_mean"],
+                "best_static_epsilon": best["static"]["epsilon"],
+                "best_set": best["set"]["final_mean"],
+                "best_set_epsilon": best["set"]["epsilon"],
+                "verdict": verdict,
+            }
+        )
     return rows, verdicts
 
 
@@ -119,8 +140,12 @@ def evolution_and_pairs(store, specs, findings: Findings, log, workers: int | No
         rows = nnstd_evolution(store, s.run_id, "initial", "exact", workers, purpose="evolution")
         findings.evolution[s.run_id] = [0.0] + [r["distance"] for r in rows]
         first, last = rows[0]["reference_step"], rows[-1]["step"]
-        ends[s.run_id] = (first, last, store.read_snapshot(s.run_id, first).layers,
-                          store.read_snapshot(s.run_id, last).layers)
+        ends[s.run_id] = (
+            first,
+            last,
+            store.read_snapshot(s.run_id, first).layers,
+            store.read_snapshot(s.run_id, last).layers,
+        )
     groups: dict[tuple, list] = {}
     for s in set_runs:
         groups.setdefault((s.dataset, s.epsilon), []).append(s)
@@ -130,16 +155,30 @@ def evolution_and_pairs(store, specs, findings: Findings, log, workers: int | No
             a0, a1, a_init, a_final = ends[a.run_id]
             b0, b1, b_init, b_final = ends[b.run_id]
             init, final = nnstd(a_init, b_init), nnstd(a_final, b_final)
-            store.write_nnstd(a.run_id, a0, b.run_id, b0, init.distance, init.layers, "exact", purpose="independent-initial")
-            store.write_nnstd(a.run_id, a1, b.run_id, b1, final.distance, final.layers, "exact", purpose="independent-final")
+            store.write_nnstd(
+                a.run_id, a0, b.run_id, b0, init.distance, init.layers, "exact", purpose="independent-initial"
+            )
+            store.write_nnstd(
+                a.run_id, a1, b.run_id, b1, final.distance, final.layers, "exact", purpose="independent-final"
+            )
             acc_a, acc_b = _curve(store, a.run_id)[-1], _curve(store, b.run_id)[-1]
-            group_pairs.append({
-                "dataset": ds, "epsilon": eps, "a": a.run_id, "b": b.run_id,
-                "nnstd_initial": init.distance, "nnstd_final": final.distance,
-                "moved_a": findings.evolution[a.run_id][-1], "moved_b": findings.evolution[b.run_id][-1],
-                "degree_corr_initial": _correlation(input_degree_map(a_init), input_degree_map(b_init)),
-                "degree_corr_final": _correlation(input_degree_map(a_final), input_degree_map(b_final)),
-                "accuracy_a": acc_a, "accuracy_b": acc_b, "accuracy_gap": abs(acc_a - acc_b)})
+            group_pairs.append(
+                {
+                    "dataset": ds,
+                    "epsilon": eps,
+                    "a": a.run_id,
+                    "b": b.run_id,
+                    "nnstd_initial": init.distance,
+                    "nnstd_final": final.distance,
+                    "moved_a": findings.evolution[a.run_id][-1],
+                    "moved_b": findings.evolution[b.run_id][-1],
+                    "degree_corr_initial": _correlation(input_degree_map(a_init), input_degree_map(b_init)),
+                    "degree_corr_final": _correlation(input_degree_map(a_final), input_degree_map(b_final)),
+                    "accuracy_a": acc_a,
+                    "accuracy_b": acc_b,
+                    "accuracy_gap": abs(acc_a - acc_b),
+                }
+            )
         findings.pairs.extend(group_pairs)
         similar = [p for p in group_pairs if p["accuracy_gap"] <= SIMILAR_ACCURACY]
         reference = statistics.fmean(p["nnstd_initial"] for p in group_pairs)
@@ -149,18 +188,24 @@ def evolution_and_pairs(store, specs, findings: Findings, log, workers: int | No
             verdict = INCONCLUSIVE
         else:
             verdict = HELD if len(far) == len(similar) else NOT_HELD
-        findings.claim2.append({
-            "dataset": ds, "epsilon": eps, "pairs": len(group_pairs), "similar_accuracy_pairs": len(similar),
-            "random_reference": reference,
-            "mean_final_nnstd_similar": statistics.fmean(p["nnstd_final"] for p in similar) if similar else None,
-            "mean_moved": statistics.fmean(findings.evolution[s.run_id][-1] for s in runs),
-            "degree_corr_initial": statistics.fmean(p["degree_corr_initial"] for p in group_pairs),
-            "degree_corr_final": statistics.fmean(p["degree_corr_final"] for p in group_pairs),
-            "verdict": verdict,
-        })
+        findings.claim2.append(
+            {
+                "dataset": ds,
+                "epsilon": eps,
+                "pairs": len(group_pairs),
+                "similar_accuracy_pairs": len(similar),
+                "random_reference": reference,
+                "mean_final_nnstd_similar": statistics.fmean(p["nnstd_final"] for p in similar) if similar else None,
+                "mean_moved": statistics.fmean(findings.evolution[s.run_id][-1] for s in runs),
+                "degree_corr_initial": statistics.fmean(p["degree_corr_initial"] for p in group_pairs),
+                "degree_corr_final": statistics.fmean(p["degree_corr_final"] for p in group_pairs),
+                "verdict": verdict,
+            }
+        )
 
 
 # --- Figure 4 --------------------------------------------------------------------------------------
+
 
 def _keys(m, nonzero: bool = False) -> np.ndarray:
     """Sorted positions of a layer's connections (only those with a nonzero weight, as a file of
@@ -216,16 +261,33 @@ def figure4(store, scale, specs, findings: Findings, figures_dir: Path, workers:
     wanted = [("initial", 0)] + [(e, e + 1) for e in scale.fig4_report]
     reported = [(e, step) for e, step in wanted if step in common]
     first_keys = {}
-    out = {"epochs": scale.fig4_epochs, "layer_mean": {}, "initial_layer_mean": {}, "survival": {},
-           "survival_nonzero": {},
-           "weight_std": {}, "connections": {}, "nonzero_connections": {}, "accuracy": {}, "labels": labels}
+    out = {
+        "epochs": scale.fig4_epochs,
+        "layer_mean": {},
+        "initial_layer_mean": {},
+        "survival": {},
+        "survival_nonzero": {},
+        "weight_std": {},
+        "connections": {},
+        "nonzero_connections": {},
+        "accuracy": {},
+        "labels": labels,
+    }
     for e, step in reported:
         nets = [store.read_snapshot(s.run_id, step).layers for s in runs]
         result = nnstd_matrix(nets, workers=workers)
         d, per_layer = result["distance"], result["layers"]
         for i, j in itertools.combinations(range(len(runs)), 2):
-            store.write_nnstd(runs[i].run_id, step, runs[j].run_id, step, float(d[i, j]),
-                              [float(x) for x in per_layer[i, j]], "exact", purpose="figure4")
+            store.write_nnstd(
+                runs[i].run_id,
+                step,
+                runs[j].run_id,
+                step,
+                float(d[i, j]),
+                [float(x) for x in per_layer[i, j]],
+                "exact",
+                purpose="figure4",
+            )
         n_layers = per_layer.shape[2]
         means = {k: _off_diagonal_mean(per_layer[:, :, k]) for k in range(n_layers)}
         if e == "initial":
@@ -239,16 +301,21 @@ def figure4(store, scale, specs, findings: Findings, figures_dir: Path, workers:
         if e != "initial":
             for k in range(n_layers):
                 if first_keys:
-                    alive = [np.isin(first_keys[i][k], _keys(net[k]), assume_unique=True).mean()
-                             for i, net in enumerate(nets)]
+                    alive = [
+                        np.isin(first_keys[i][k], _keys(net[k]), assume_unique=True).mean()
+                        for i, net in enumerate(nets)
+                    ]
                     out["survival"].setdefault(k, {})[e] = float(np.mean(alive))
-                    alive_nz = [np.isin(first_nonzero[i][k], _keys(net[k], True), assume_unique=True).mean()
-                                for i, net in enumerate(nets)]
+                    alive_nz = [
+                        np.isin(first_nonzero[i][k], _keys(net[k], True), assume_unique=True).mean()
+                        for i, net in enumerate(nets)
+                    ]
                     out["survival_nonzero"].setdefault(k, {})[e] = float(np.mean(alive_nz))
                 out["weight_std"].setdefault(k, {})[e] = float(np.mean([net[k].data.std() for net in nets]))
                 out["connections"].setdefault(k, {})[e] = float(np.mean([net[k].nnz for net in nets]))
                 out["nonzero_connections"].setdefault(k, {})[e] = float(
-                    np.mean([int((net[k].data != 0).sum()) for net in nets]))
+                    np.mean([int((net[k].data != 0).sum()) for net in nets])
+                )
             out["accuracy"][e] = float(np.mean([steps_of[i][step]["test_accuracy"] for i in range(len(runs))]))
         name = "initial" if e == "initial" else f"epoch_{e:03d}"
         path = figures_dir / f"fig4_layer0_{name}.png"
@@ -270,8 +337,14 @@ def figure4(store, scale, specs, findings: Findings, figures_dir: Path, workers:
         verdict = INCONCLUSIVE
     else:
         verdict = HELD if progress >= FIG4_PROGRESS else NOT_HELD
-    findings.claim3 = {"initial_mean": initial0, "final_mean": final0, "final_epoch": last_epoch,
-                       "random_reference": ref0, "progress": progress, "verdict": verdict}
+    findings.claim3 = {
+        "initial_mean": initial0,
+        "final_mean": final0,
+        "final_epoch": last_epoch,
+        "random_reference": ref0,
+        "progress": progress,
+        "verdict": verdict,
+    }
 
 
 def accuracy_figure(store, specs, figures_dir: Path, findings: Findings) -> None:
@@ -311,7 +384,7 @@ def accuracy_figure(store, specs, figures_dir: Path, findings: Findings) -> None
         fig, ax = plt.subplots(figsize=(6, 4))
         for k, series in findings.fig4["layer_mean"].items():
             xs = sorted(series)
-            line, = ax.plot(xs, [series[x] for x in xs], marker="o", label=f"layer {k}")
+            (line,) = ax.plot(xs, [series[x] for x in xs], marker="o", label=f"layer {k}")
             ax.axhline(findings.fig4["random_reference"][k], color=line.get_color(), linestyle=":", linewidth=1)
         ax.set_xlabel("epoch (the paper's numbering)")
         ax.set_ylabel("mean NNSTD among the ten")
@@ -345,5 +418,8 @@ def analyse(store, state, log, workers: int | None = None) -> Findings:
 
 
 def verdicts(findings: Findings) -> list[str]:
-    return ([v["verdict"] for v in findings.claim1] + [c["verdict"] for c in findings.claim2]
-            + ([findings.claim3["verdict"]] if findings.claim3 else []))
+    return (
+        [v["verdict"] for v in findings.claim1]
+        + [c["verdict"] for c in findings.claim2]
+        + ([findings.claim3["verdict"]] if findings.claim3 else [])
+    )

@@ -1,11 +1,13 @@
 """Printing results: a rich table for people, JSON or CSV for machines."""
+
 from __future__ import annotations
 
 import csv
 import json
 import math
 import sys
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 
 def plain(value: Any) -> Any:
@@ -51,8 +53,13 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def emit(rows: list[dict], columns: Iterable[str] | None = None, as_json: bool = False, as_csv: bool = False,
-         title: str | None = None) -> None:
+def emit(
+    rows: list[dict],
+    columns: Iterable[str] | None = None,
+    as_json: bool = False,
+    as_csv: bool = False,
+    title: str | None = None,
+) -> None:
     """Print rows as JSON (an array of objects), CSV, or a table."""
     rows = [plain(r) for r in rows]
     cols = list(columns) if columns is not None else list(dict.fromkeys(k for r in rows for k in r))
@@ -63,7 +70,12 @@ def emit(rows: list[dict], columns: Iterable[str] | None = None, as_json: bool =
         writer = csv.writer(sys.stdout)
         writer.writerow(cols)
         for r in rows:
-            writer.writerow(["" if r.get(c) is None else (json.dumps(r[c]) if isinstance(r.get(c), (list, dict)) else r[c]) for c in cols])
+            writer.writerow(
+                [
+                    "" if r.get(c) is None else (json.dumps(r[c]) if isinstance(r.get(c), (list, dict)) else r[c])
+                    for c in cols
+                ]
+            )
         return
     from rich.console import Console
     from rich.table import Table

@@ -1,4 +1,5 @@
 """Pipelines that compose the packages (the CLI and the Python API call these)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,8 +19,17 @@ def import_npz_run(store, root: Path, run_id: str, name=None, method=None, datas
     total = 1 if is_snapshot_dir(root) else len(epoch_dirs(root)) if root.is_dir() else 1
     snapshots = read_run_dir(root, run_id)
     first = next(snapshots)  # validates the format before anything is written
-    store.create_run(RunInfo(run_id, first.architecture, name=name, method=method, dataset=dataset,
-                             status="importing", config={"source": str(root.resolve())}))
+    store.create_run(
+        RunInfo(
+            run_id,
+            first.architecture,
+            name=name,
+            method=method,
+            dataset=dataset,
+            status="importing",
+            config={"source": str(root.resolve())},
+        )
+    )
     written = skipped = 0
     with progress_bar(f"importing {run_id}") as update:
         for n, snap in enumerate(_chain(first, snapshots), start=1):
@@ -37,8 +47,15 @@ def _chain(first, rest):
     yield from rest
 
 
-def nnstd_evolution(store, run_id: str, reference: str = "initial", method: str = "exact",
-                    workers: int | None = None, on_progress=None, **extra) -> list[dict]:
+def nnstd_evolution(
+    store,
+    run_id: str,
+    reference: str = "initial",
+    method: str = "exact",
+    workers: int | None = None,
+    on_progress=None,
+    **extra,
+) -> list[dict]:
     """Python API: NNSTD of each snapshot of a stored run to its reference, written as NNSTD relationships.
 
     Returns one row per compared snapshot: step, epoch, reference_step, distance, layers.
@@ -57,13 +74,31 @@ def nnstd_evolution(store, run_id: str, reference: str = "initial", method: str 
     steps = [s["step"] for s in snapshots]
     nets = [store.read_snapshot(run_id, step).layers for step in steps]
     pairs = evolution_pairs(len(steps), reference)
-    results = nnstd_pairs(nets, pairs, method, workers=workers, on_progress=on_progress,
-                          names=[f"{run_id}@{s}" for s in steps])
+    results = nnstd_pairs(
+        nets, pairs, method, workers=workers, on_progress=on_progress, names=[f"{run_id}@{s}" for s in steps]
+    )
     rows = []
     for (i, j), r in zip(pairs, results):
         # NNSTD(reference, snapshot): the reference plays network A; a and b record that orientation
-        store.write_nnstd(run_id, steps[i], run_id, steps[j], r.distance, r.layers, method,
-                          a=f"{run_id}@{steps[i]}", b=f"{run_id}@{steps[j]}", **extra)
-        rows.append({"step": steps[j], "epoch": snapshots[j].get("epoch"), "reference_step": steps[i],
-                     "distance": r.distance, "layers": r.layers})
+        store.write_nnstd(
+            run_id,
+            steps[i],
+            run_id,
+            steps[j],
+            r.distance,
+            r.layers,
+            method,
+            a=f"{run_id}@{steps[i]}",
+            b=f"{run_id}@{steps[j]}",
+            **extra,
+        )
+        rows.append(
+            {
+                "step": steps[j],
+                "epoch": snapshots[j].get("epoch"),
+                "reference_step": steps[i],
+                "distance": r.distance,
+                "layers": r.layers,
+            }
+        )
     return rows

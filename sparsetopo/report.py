@@ -4,6 +4,7 @@ Input is sparsetopo.report_data.ReportData (plain values); figures are drawn wit
 matplotlib's Agg backend. Every section says which command reproduces it. Each
 figure sits in <figure class="plot" data-plot="..."> so tests (and people) can find it.
 """
+
 from __future__ import annotations
 
 import base64
@@ -17,10 +18,20 @@ from typing import Any
 from .report_data import ReportData, RunData, layer_stat_keys, metric_keys, snapshot_stat_keys
 
 # Structural statistics shown first when present (others follow, up to the panel limit).
-_PREFERRED_STATS = ["stat_in_degree_gini", "stat_out_degree_gini", "stat_in_degree_mean", "stat_components",
-                    "stat_largest_component", "stat_n_neurons_without_inputs", "stat_n_isolated_neurons",
-                    "stat_assortativity", "stat_kcore_max", "stat_n_inputs_without_path", "stat_n_outputs_unreached",
-                    "stat_paths_per_output_mean"]
+_PREFERRED_STATS = [
+    "stat_in_degree_gini",
+    "stat_out_degree_gini",
+    "stat_in_degree_mean",
+    "stat_components",
+    "stat_largest_component",
+    "stat_n_neurons_without_inputs",
+    "stat_n_isolated_neurons",
+    "stat_assortativity",
+    "stat_kcore_max",
+    "stat_n_inputs_without_path",
+    "stat_n_outputs_unreached",
+    "stat_paths_per_output_mean",
+]
 MAX_STAT_PANELS = 9
 MAX_LAYER_STAT_PANELS = 6
 
@@ -85,8 +96,10 @@ def _png(fig) -> str:
 
 
 def _figure(name: str, png: str, caption: str) -> str:
-    return (f'<figure class="plot" data-plot="{_esc(name)}"><img alt="{_esc(caption)}" '
-            f'src="data:image/png;base64,{png}"><figcaption>{_esc(caption)}</figcaption></figure>')
+    return (
+        f'<figure class="plot" data-plot="{_esc(name)}"><img alt="{_esc(caption)}" '
+        f'src="data:image/png;base64,{png}"><figcaption>{_esc(caption)}</figcaption></figure>'
+    )
 
 
 def accuracy_density_figure(run: RunData) -> str | None:
@@ -167,10 +180,10 @@ def network_stats_figure(run: RunData) -> str | None:
     for ax, k in zip(axes.flat, keys):
         pts = [(s["step"], s[k]) for s in run.snapshots if isinstance(s.get(k), (int, float))]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, color="tab:blue")
-        ax.set_title(k[len("stat_"):], fontsize=9)
+        ax.set_title(k[len("stat_") :], fontsize=9)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(keys):]:
+    for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
     fig.tight_layout()
     return _png(fig)
@@ -189,11 +202,11 @@ def layer_stats_figure(run: RunData) -> str | None:
         for layer in layers:
             pts = [(r["step"], r[k]) for r in run.layers if r["layer"] == layer and r.get(k) is not None]
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=f"layer {layer}")
-        ax.set_title(k[len("stat_"):], fontsize=9)
+        ax.set_title(k[len("stat_") :], fontsize=9)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=7)
-    for ax in list(axes.flat)[len(keys):]:
+    for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
     fig.tight_layout()
     return _png(fig)
@@ -250,8 +263,15 @@ def nnstd_heatmap_figure(data: ReportData) -> str | None:
     for i in range(len(labels)):
         for j in range(len(labels)):
             if not np.isnan(arr[i, j]):
-                ax.text(j, i, f"{arr[i, j]:.3f}", ha="center", va="center", fontsize=8,
-                        color="white" if arr[i, j] < 0.6 * np.nanmax(arr) else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{arr[i, j]:.3f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if arr[i, j] < 0.6 * np.nanmax(arr) else "black",
+                )
     fig.colorbar(image, ax=ax, label="NNSTD")
     ax.set_title("NNSTD between final snapshots")
     fig.tight_layout()
@@ -298,8 +318,10 @@ def _run_section(run: RunData, report_cmd: str) -> str:
     parts = [f'<section class="run" id="run-{a}"><h2>Run {_esc(rid)}</h2>']
 
     parts.append("<h3>Configuration</h3>")
-    config = [{"property": k, "value": _when(v) if k.endswith("_at") and isinstance(v, (int, float)) else v}
-              for k, v in sorted(run.config.items())]
+    config = [
+        {"property": k, "value": _when(v) if k.endswith("_at") and isinstance(v, (int, float)) else v}
+        for k, v in sorted(run.config.items())
+    ]
     parts.append(_table(config, ["property", "value"], "config"))
     parts.append(_commands([f"sparsetopo runs show {q}"]))
 
@@ -308,17 +330,30 @@ def _run_section(run: RunData, report_cmd: str) -> str:
     if png:
         parts.append(_figure(f"{rid}/accuracy-density", png, f"{rid}: accuracy, density and synapse count per step"))
         last = run.snapshots[-1]
-        parts.append(_table([{"": "last step", **{k: last.get(k) for k in ["step"] + metric_keys(run)}}],
-                            [""] + ["step"] + metric_keys(run), "last"))
+        parts.append(
+            _table(
+                [{"": "last step", **{k: last.get(k) for k in ["step"] + metric_keys(run)}}],
+                [""] + ["step"] + metric_keys(run),
+                "last",
+            )
+        )
     else:
         parts.append(_note("This run has no snapshots yet."))
-    parts.append(_commands([f"sparsetopo plot {q} --out figures/{rid}",
-                            f"sparsetopo cypher 'MATCH (s:Snapshot {{run_id: $run}}) RETURN s ORDER BY s.step' -p run={q} --csv"]))
+    parts.append(
+        _commands(
+            [
+                f"sparsetopo plot {q} --out figures/{rid}",
+                f"sparsetopo cypher 'MATCH (s:Snapshot {{run_id: $run}}) RETURN s ORDER BY s.step' -p run={q} --csv",
+            ]
+        )
+    )
 
     parts.append("<h3>Churn per step</h3>")
     png = churn_figure(run)
     if png:
-        parts.append(_figure(f"{rid}/churn", png, f"{rid}: connections that appeared and vanished at each step, by layer"))
+        parts.append(
+            _figure(f"{rid}/churn", png, f"{rid}: connections that appeared and vanished at each step, by layer")
+        )
     else:
         parts.append(_note("Churn needs at least two snapshots."))
     parts.append(_commands([f"sparsetopo evolution {q}", f"sparsetopo plot {q} --out figures/{rid}"]))
@@ -330,7 +365,9 @@ def _run_section(run: RunData, report_cmd: str) -> str:
     if lay:
         parts.append(_figure(f"{rid}/layer-stats", lay, f"{rid}: per-layer statistics per step"))
     if not net and not lay:
-        parts.append(_note(f"No structural statistics are stored for this run; `sparsetopo stats {rid}` computes them."))
+        parts.append(
+            _note(f"No structural statistics are stored for this run; `sparsetopo stats {rid}` computes them.")
+        )
     parts.append(_commands([f"sparsetopo stats {q}", f"sparsetopo stats {q} --csv"]))
 
     parts.append("<h3>Evolution against the initial topology</h3>")
@@ -338,11 +375,19 @@ def _run_section(run: RunData, report_cmd: str) -> str:
     if png:
         parts.append(_figure(f"{rid}/evolution", png, f"{rid}: NNSTD between step {run.steps[0]} and later steps"))
         sources = sorted({e["source"] for e in run.evolution if e.get("distance") is not None})
-        parts.append(_table([{k: e.get(k) for k in ("step", "distance", "layers", "method", "source")} for e in run.evolution],
-                            ["step", "distance", "layers", "method", "source"], "evolution"))
+        parts.append(
+            _table(
+                [{k: e.get(k) for k in ("step", "distance", "layers", "method", "source")} for e in run.evolution],
+                ["step", "distance", "layers", "method", "source"],
+                "evolution",
+            )
+        )
         if "computed" in sources:
-            parts.append(_note("Values marked 'computed' were computed for this report and not stored; "
-                               "--save-nnstd stores them."))
+            parts.append(
+                _note(
+                    "Values marked 'computed' were computed for this report and not stored; --save-nnstd stores them."
+                )
+            )
     else:
         parts.append(_note("No NNSTD against the initial topology is stored, and none was computed."))
     parts.append(_commands([f"sparsetopo nnstd evolution {q}  # computes and stores every step", report_cmd]))
@@ -362,8 +407,10 @@ def render(data: ReportData, command: str, generated_at: float | None = None) ->
         f"<title>sparsetopo report: {_esc(', '.join(ids))}</title>",
         f"<style>{_CSS}</style></head><body>",
         f"<h1>sparsetopo report</h1><p>Runs {_esc(', '.join(ids))}; generated {when}.</p>",
-        "<nav><ul>" + "".join(f'<li><a href="#run-{_anchor(r)}">{_esc(r)}</a></li>' for r in ids)
-        + ('<li><a href="#compare">comparison</a></li>' if len(ids) > 1 else "") + "</ul></nav>",
+        "<nav><ul>"
+        + "".join(f'<li><a href="#run-{_anchor(r)}">{_esc(r)}</a></li>' for r in ids)
+        + ('<li><a href="#compare">comparison</a></li>' if len(ids) > 1 else "")
+        + "</ul></nav>",
     ]
     for note in data.notes:
         parts.append(_note(note))
@@ -378,9 +425,16 @@ def render(data: ReportData, command: str, generated_at: float | None = None) ->
         png = nnstd_heatmap_figure(data)
         if png:
             parts.append(_figure("compare/nnstd", png, "NNSTD between the final snapshots of the runs"))
-            parts.append(_table([{k: p.get(k) for k in ("run_a", "step_a", "run_b", "step_b", "distance", "method", "source")}
-                                 for p in data.pairs],
-                                ["run_a", "step_a", "run_b", "step_b", "distance", "method", "source"], "nnstd-pairs"))
+            parts.append(
+                _table(
+                    [
+                        {k: p.get(k) for k in ("run_a", "step_a", "run_b", "step_b", "distance", "method", "source")}
+                        for p in data.pairs
+                    ],
+                    ["run_a", "step_a", "run_b", "step_b", "distance", "method", "source"],
+                    "nnstd-pairs",
+                )
+            )
         else:
             parts.append(_note("No NNSTD between the final snapshots is stored, and none was computed."))
             for p in data.pairs:
@@ -389,5 +443,5 @@ def render(data: ReportData, command: str, generated_at: float | None = None) ->
         finals = " ".join(shlex.quote(f"{r.run_id}@{r.steps[-1]}") for r in data.runs if r.steps)
         parts.append(_commands([f"sparsetopo nnstd matrix {finals} --out nnstd.png", command]))
         parts.append("</section>")
-    parts.append(f'<footer><p>Made by <code>{_esc(command)}</code>.</p></footer></body></html>')
+    parts.append(f"<footer><p>Made by <code>{_esc(command)}</code>.</p></footer></body></html>")
     return "\n".join(parts) + "\n"

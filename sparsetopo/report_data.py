@@ -7,10 +7,12 @@ relationships. NNSTD that is not stored can be computed with analysis.nnstd for
 the pairs the report shows (final snapshots of the runs; each run's steps against
 its initial topology), optionally saved back to the store.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 STAT = "stat_"
 # Properties of a Snapshot that are identity or bulky, never plotted as metrics.
@@ -33,7 +35,9 @@ class RunData:
 @dataclass
 class ReportData:
     runs: list[RunData]
-    pairs: list[dict[str, Any]]  # NNSTD between the final snapshots of the runs: run_a, step_a, run_b, step_b, distance, source
+    pairs: list[
+        dict[str, Any]
+    ]  # NNSTD between the final snapshots of the runs: run_a, step_a, run_b, step_b, distance, source
     notes: list[str] = field(default_factory=list)
 
 
@@ -69,7 +73,12 @@ def stored_nnstd(store, run_ids: list[str]) -> dict[tuple, dict]:
     )
     found = {}
     for r in rows:
-        value = {"distance": r["distance"], "layers": list(r["layers"] or []), "method": r["method"], "source": "stored"}
+        value = {
+            "distance": r["distance"],
+            "layers": list(r["layers"] or []),
+            "method": r["method"],
+            "source": "stored",
+        }
         found[(r["ra"], r["sa"], r["rb"], r["sb"])] = value
         found[(r["rb"], r["sb"], r["ra"], r["sa"])] = value
     return found
@@ -106,12 +115,23 @@ class _Computer:
             return {"distance": None, "layers": [], "method": self.method, "source": f"not comparable: {exc}"}
         if self.save:
             self.store.write_nnstd(ra, sa, rb, sb, result.distance, result.layers, self.method)
-        return {"distance": float(result.distance), "layers": [float(x) for x in result.layers],
-                "method": self.method, "source": "saved" if self.save else "computed"}
+        return {
+            "distance": float(result.distance),
+            "layers": [float(x) for x in result.layers],
+            "method": self.method,
+            "source": "saved" if self.save else "computed",
+        }
 
 
-def gather(store, run_ids: list[str], compute: bool = True, method: str = "exact", evolution_points: int = 12,
-           save: bool = False, progress: Callable[[int, int], None] | None = None) -> ReportData:
+def gather(
+    store,
+    run_ids: list[str],
+    compute: bool = True,
+    method: str = "exact",
+    evolution_points: int = 12,
+    save: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> ReportData:
     """Read everything the report shows for these runs; compute missing NNSTD when asked and possible."""
     runs = [read_run(store, r) for r in dict.fromkeys(run_ids)]
     ids = [r.run_id for r in runs]
@@ -127,7 +147,7 @@ def gather(store, run_ids: list[str], compute: bool = True, method: str = "exact
                 todo.append((run, (run.run_id, first, run.run_id, step)))
     finals = [(r.run_id, r.steps[-1]) for r in runs if r.steps]
     for i, (ra, sa) in enumerate(finals):
-        for rb, sb in finals[i + 1:]:
+        for rb, sb in finals[i + 1 :]:
             todo.append((None, (ra, sa, rb, sb)))
 
     pairs = []
@@ -157,8 +177,12 @@ def gather(store, run_ids: list[str], compute: bool = True, method: str = "exact
 
 def metric_keys(run: RunData) -> list[str]:
     """Numeric Snapshot properties other than identity and structural statistics."""
-    keys = dict.fromkeys(k for s in run.snapshots for k, v in s.items()
-                         if _numeric(v) and k not in _NOT_METRICS and not k.startswith(STAT))
+    keys = dict.fromkeys(
+        k
+        for s in run.snapshots
+        for k, v in s.items()
+        if _numeric(v) and k not in _NOT_METRICS and not k.startswith(STAT)
+    )
     return list(keys)
 
 

@@ -5,6 +5,7 @@ NUL byte, from fd 3 and writes replies and events to fd 4. `load_page` opens a
 file, collects console errors, uncaught exceptions, error log entries and every
 network request, measures elements, and takes a full-page screenshot.
 """
+
 from __future__ import annotations
 
 import base64
@@ -16,9 +17,18 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--hide-scrollbars", "--mute-audio"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--mute-audio",
+]
 
 
 def chromium_path() -> str | None:
@@ -56,8 +66,12 @@ class Browser:
 
         self.proc = subprocess.Popen(
             [path, *FLAGS, f"--user-data-dir={self.profile}", "--remote-debugging-pipe", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=wire_fds, pass_fds=(3, 4, to_child_r, from_child_w), close_fds=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=wire_fds,
+            pass_fds=(3, 4, to_child_r, from_child_w),
+            close_fds=True,
         )
         os.close(to_child_r)
         os.close(from_child_w)
@@ -122,8 +136,11 @@ class Browser:
         session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Page", "Runtime", "Log", "Network"):
             self.send(f"{domain}.enable", session=session)
-        self.send("Emulation.setDeviceMetricsOverride",
-                  {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False}, session)
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+            session,
+        )
         self.events.clear()
         self.send("Page.navigate", {"url": url}, session)
         self.wait_event("Page.loadEventFired", session)
@@ -135,7 +152,9 @@ class Browser:
             p = ev.get("params", {})
             m = ev.get("method")
             if m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
-                result.console_errors.append(" ".join(str(a.get("value", a.get("description"))) for a in p.get("args", [])))
+                result.console_errors.append(
+                    " ".join(str(a.get("value", a.get("description"))) for a in p.get("args", []))
+                )
             elif m == "Runtime.exceptionThrown":
                 result.exceptions.append(json.dumps(p.get("exceptionDetails", {}))[:500])
             elif m == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
@@ -144,14 +163,17 @@ class Browser:
                 result.log_errors.append(f"loading failed: {p.get('errorText')}")
             elif m == "Network.requestWillBeSent":
                 result.requests.append(p.get("request", {}).get("url", ""))
-        js = ("JSON.stringify(Array.from(document.querySelectorAll(%s)).map(e => {const r = e.getBoundingClientRect();"
-              " const img = e.querySelector('img'); return {name: e.dataset.plot, x: r.left + scrollX, y: r.top + scrollY,"
-              " width: r.width, height: r.height, loaded: !!(img && img.complete && img.naturalWidth > 0)};}))"
-              % json.dumps(selector))
+        js = (
+            "JSON.stringify(Array.from(document.querySelectorAll(SELECTOR)).map(e => {const r = e.getBoundingClientRect();"
+            " const img = e.querySelector('img'); return {name: e.dataset.plot, x: r.left + scrollX, y: r.top + scrollY,"
+            " width: r.width, height: r.height, loaded: !!(img && img.complete && img.naturalWidth > 0)};}))"
+        ).replace("SELECTOR", json.dumps(selector))
+        js = js
         value = self.send("Runtime.evaluate", {"expression": js, "returnByValue": True}, session)["result"]["value"]
         result.rects = json.loads(value)
-        result.device_pixel_ratio = self.send("Runtime.evaluate", {"expression": "devicePixelRatio", "returnByValue": True},
-                                              session)["result"]["value"]
+        result.device_pixel_ratio = self.send(
+            "Runtime.evaluate", {"expression": "devicePixelRatio", "returnByValue": True}, session
+        )["result"]["value"]
         shot = self.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}, session)
         result.screenshot = base64.b64decode(shot["data"])
         self.send("Target.closeTarget", {"targetId": target})

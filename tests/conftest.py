@@ -5,6 +5,7 @@ home; the user's data directory is never touched (SPARSETOPO_HOME points to a
 temporary directory too). NEO4J_URI and friends are exported so CLI commands
 invoked by tests talk to this server.
 """
+
 from __future__ import annotations
 
 import os
@@ -68,7 +69,11 @@ def cli(neo4j_server):
     def run(*args, env: dict | None = None, input: str | None = None) -> CliResult:
         proc = subprocess.run(
             [sys.executable, "-m", "sparsetopo.cli", *map(str, args)],
-            capture_output=True, text=True, env=os.environ | (env or {}), input=input, timeout=600,
+            capture_output=True,
+            text=True,
+            env=os.environ | (env or {}),
+            input=input,
+            timeout=600,
         )
         return CliResult(proc)
 

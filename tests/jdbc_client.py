@@ -4,6 +4,7 @@ jpype.dbapi2 checks parameter counts with ParameterMetaData, which the Neo4j dri
 reports as 0 for Cypher's $1 placeholders, so statements are prepared and bound here
 with plain java.sql calls. One JVM per process: started once, on the driver's jars.
 """
+
 from __future__ import annotations
 
 from typing import Any

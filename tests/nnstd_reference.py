@@ -6,6 +6,7 @@ pair by pair, scipy's linear_sum_assignment, matched cost / width, B's next
 matrix rows reordered by the matching, mean over layers. Networks of different
 widths are padded with phantom neurons that cost 1 against anything.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Runs in the store for report tests: two SET-like runs with statistics and a stored NNSTD, one static run."""
+
 from __future__ import annotations
 
 from sparsetopo.graphstore.model import RunInfo
@@ -10,8 +11,17 @@ SIZES = [16, 10, 4]
 def populate(store, with_stats: bool = True) -> list[str]:
     runs = [("set-a", "set", 0.3, 1), ("set-b", "set", 0.3, 2), ("static-c", "static", 0.0, 3)]
     for run_id, method, churn, seed in runs:
-        store.create_run(RunInfo(run_id, SIZES, method=method, dataset="synthetic", epsilon=2.0, seed=seed,
-                                 config={"learning_rate": 0.01}))
+        store.create_run(
+            RunInfo(
+                run_id,
+                SIZES,
+                method=method,
+                dataset="synthetic",
+                epsilon=2.0,
+                seed=seed,
+                config={"learning_rate": 0.01},
+            )
+        )
         for snap in synthetic_run(run_id, SIZES, 0.35, churn, 5, seed=seed):
             snap.metrics["train_accuracy"] = min(1.0, snap.metrics["test_accuracy"] + 0.05)
             store.write_snapshot(snap)

@@ -1,4 +1,5 @@
 """`sparsetopo bi url`: what a BI tool's connection dialog needs, for the server in use."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from sparsetopo.graphstore import bi
 from sparsetopo.cli import app
+from sparsetopo.graphstore import bi
 
 runner = CliRunner()
 

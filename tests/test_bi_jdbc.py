@@ -5,6 +5,7 @@ Snapshot; the Cypher behind every view in graphstore/jdbc/views.json. SQL
 translation and querying views by name need the driver's default translator (the
 full bundle); those tests skip, saying so, when only the core driver could be gathered.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,14 +52,20 @@ def _connect(store, sql_translation=False, password=None):
     from jdbc_client import JdbcConnection
 
     s = store.settings
-    return JdbcConnection(bi.jdbc_url(s, sql_translation=sql_translation), s.user,
-                          s.password if password is None else password, bi.DRIVER_CLASS)
+    return JdbcConnection(
+        bi.jdbc_url(s, sql_translation=sql_translation),
+        s.user,
+        s.password if password is None else password,
+        bi.DRIVER_CLASS,
+    )
 
 
 def _needs_translator(lib):
     if not bi.has_sql_translator(lib):
-        pytest.skip("SQL translation needs org.neo4j:neo4j-jdbc-full-bundle, which this machine's Maven registry "
-                    "does not serve; only the core driver (Cypher) is installed")
+        pytest.skip(
+            "SQL translation needs org.neo4j:neo4j-jdbc-full-bundle, which this machine's Maven registry "
+            "does not serve; only the core driver (Cypher) is installed"
+        )
 
 
 def test_jdbc_url_shape(store):
@@ -82,7 +89,9 @@ def test_filter_and_order_match_python_api(runs, jdbc_lib):
     with _connect(runs) as con:
         cols, rows = con.query(
             "MATCH (s:Snapshot) WHERE s.run_id = $1 RETURN s.step AS step, s.n_synapses AS n_synapses, "
-            "s.density AS density ORDER BY step DESC", ["set-b"])
+            "s.density AS density ORDER BY step DESC",
+            ["set-b"],
+        )
     assert cols == ["step", "n_synapses", "density"]
     assert rows == expected[::-1]
     assert len(rows) == 5
@@ -91,14 +100,17 @@ def test_filter_and_order_match_python_api(runs, jdbc_lib):
 def test_join_of_run_and_snapshot_matches_python_api(runs, jdbc_lib):
     expected = sorted(
         (r["run_id"], s["step"], s["test_accuracy"], s["train_accuracy"])
-        for r in runs.list_runs() if r.get("method") == "set"
+        for r in runs.list_runs()
+        if r.get("method") == "set"
         for s in runs.list_snapshots(r["run_id"])
     )
     with _connect(runs) as con:
         _, rows = con.query(
             "MATCH (r:Run)-[:HAS_SNAPSHOT]->(s:Snapshot) WHERE r.method = $1 "
             "RETURN r.run_id AS run_id, s.step AS step, s.test_accuracy AS test_accuracy, "
-            "s.train_accuracy AS train_accuracy ORDER BY run_id, step", ["set"])
+            "s.train_accuracy AS train_accuracy ORDER BY run_id, step",
+            ["set"],
+        )
     assert rows == expected
     assert {r[0] for r in rows} == {"set-a", "set-b"}
 
@@ -111,8 +123,9 @@ def _run_view(con, name, where="", params=None):
     """The view's Cypher the way the driver runs it: inside CALL {}, then filtered and ordered."""
     view = _view(name)
     cols = [c["name"] for c in view["columns"]]
-    return con.query(f"CALL {{ {view['query']} }} WITH * {where} RETURN {', '.join(cols)} ORDER BY {', '.join(cols[:3])}",
-                     params)
+    return con.query(
+        f"CALL {{ {view['query']} }} WITH * {where} RETURN {', '.join(cols)} ORDER BY {', '.join(cols[:3])}", params
+    )
 
 
 def test_every_view_returns_its_declared_columns(runs, jdbc_lib):
@@ -186,8 +199,12 @@ def test_sql_filter_order_and_join(runs, jdbc_lib):
         assert rows == expected
         _, joined = con.query(
             "SELECT r.run_id, s.step, s.test_accuracy FROM Run r JOIN Snapshot s USING (HAS_SNAPSHOT) "
-            "WHERE r.method = ? ORDER BY r.run_id, s.step", ["set"])
-    assert joined == sorted((r, s["step"], s["test_accuracy"]) for r in ("set-a", "set-b") for s in runs.list_snapshots(r))
+            "WHERE r.method = ? ORDER BY r.run_id, s.step",
+            ["set"],
+        )
+    assert joined == sorted(
+        (r, s["step"], s["test_accuracy"]) for r in ("set-a", "set-b") for s in runs.list_snapshots(r)
+    )
 
 
 def test_sql_on_views(runs, jdbc_lib):
@@ -200,6 +217,8 @@ def test_sql_on_views(runs, jdbc_lib):
             names.add(str(rs.getString("TABLE_NAME")))
         rs.close()
         assert names >= {v["name"] for v in VIEWS}
-        _, rows = con.query("SELECT step, appeared, vanished FROM v_step_churn WHERE run_id = ? ORDER BY step", ["static-c"])
+        _, rows = con.query(
+            "SELECT step, appeared, vanished FROM v_step_churn WHERE run_id = ? ORDER BY step", ["static-c"]
+        )
     assert [r[0] for r in rows] == [0, 1, 2, 3, 4]
     assert [r[1] for r in rows[1:]] == [0, 0, 0, 0]

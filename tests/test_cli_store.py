@@ -1,4 +1,5 @@
 """The store's CLI end to end: import/export, runs, cypher, and the error paths users hit."""
+
 import json
 
 import numpy as np
@@ -23,7 +24,7 @@ def _write_run_dir(root, run_id="x", steps=3, sizes=(20, 12, 4)):
 
 def _one_line_error(result):
     assert result.exit_code != 0
-    lines = [l for l in result.stderr.strip().splitlines() if l.strip()]
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("Error: ")
     assert "Traceback" not in result.stderr
@@ -60,8 +61,15 @@ def test_import_export_round_trip_and_runs_commands(store, cli, tmp_path):
 def test_cypher_json_and_params(store, cli, tmp_path):
     _write_run_dir(tmp_path / "run")
     cli("import", "npz", tmp_path / "run", "--run-id", "q")
-    r = cli("cypher", "MATCH (s:Snapshot {run_id: $run}) WHERE s.step >= $from RETURN s.step AS step ORDER BY step",
-            "--param", "run=q", "--param", "from=2", "--json")
+    r = cli(
+        "cypher",
+        "MATCH (s:Snapshot {run_id: $run}) WHERE s.step >= $from RETURN s.step AS step ORDER BY step",
+        "--param",
+        "run=q",
+        "--param",
+        "from=2",
+        "--json",
+    )
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout) == [{"step": 2}, {"step": 3}]
     r = cli("cypher", "MATCH (s:Snapshot {run_id: 'q'}) RETURN s.step AS step ORDER BY step LIMIT 2", "--csv")
@@ -92,8 +100,11 @@ def test_runs_delete(store, cli, tmp_path):
 
 
 def test_unknown_run(store, cli, tmp_path):
-    for args in (["runs", "show", "ghost"], ["runs", "delete", "ghost", "--yes"],
-                 ["export", "npz", "ghost", "--step", "0", "--out", tmp_path / "o"]):
+    for args in (
+        ["runs", "show", "ghost"],
+        ["runs", "delete", "ghost", "--yes"],
+        ["export", "npz", "ghost", "--step", "0", "--out", tmp_path / "o"],
+    ):
         assert "no run 'ghost'" in _one_line_error(cli(*args))
 
 
@@ -112,7 +123,9 @@ def test_missing_and_malformed_npz(store, cli, tmp_path):
 def test_layer_shapes_that_do_not_chain(store, cli, tmp_path):
     d = tmp_path / "chain"
     d.mkdir()
-    sp.save_npz(d / "weight_l0.npz", sp.random(11, 8, density=0.5, format="csr", dtype=np.float32))  # 10 inputs + bias, 8 outputs
+    sp.save_npz(
+        d / "weight_l0.npz", sp.random(11, 8, density=0.5, format="csr", dtype=np.float32)
+    )  # 10 inputs + bias, 8 outputs
     sp.save_npz(d / "weight_l1.npz", sp.random(6, 3, density=0.5, format="csr", dtype=np.float32))  # expects 5 inputs
     line = _one_line_error(cli("import", "npz", d, "--run-id", "c"))
     assert "do not chain" in line

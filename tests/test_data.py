@@ -1,4 +1,5 @@
 """Data sets: IDX parsing, the Fashion-MNIST split, the checksummed cache, digits, the CLI."""
+
 import json
 import struct
 
@@ -34,7 +35,7 @@ def test_idx_files_parse_to_flat_images_and_labels():
 
 def test_fashion_split_is_deterministic_stratified_and_disjoint():
     per_class = [np.full((70 + c, 784), c, dtype=np.uint8) for c in range(10)]
-    for c, imgs in enumerate(per_class):
+    for imgs in per_class:
         imgs[:, 0] = np.arange(len(imgs))  # make every record distinguishable
     xtr, ytr, xte, yte = data.split_fashion_classes(per_class)
     assert len(xtr) + len(xte) == sum(len(p) for p in per_class)
@@ -50,8 +51,12 @@ def test_fashion_split_is_deterministic_stratified_and_disjoint():
 
 def _local_source(calls):
     rng = np.random.default_rng(0)
-    arrays = (rng.integers(0, 256, (50, 784), dtype=np.uint8), rng.integers(0, 10, 50),
-              rng.integers(0, 256, (20, 784), dtype=np.uint8), rng.integers(0, 10, 20))
+    arrays = (
+        rng.integers(0, 256, (50, 784), dtype=np.uint8),
+        rng.integers(0, 10, 50),
+        rng.integers(0, 256, (20, 784), dtype=np.uint8),
+        rng.integers(0, 10, 20),
+    )
 
     def source(timeout, log):
         calls.append(1)
@@ -142,7 +147,9 @@ def test_the_cli_prints_the_sentence_and_exits_with_status_1():
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "sparsetopo.cli", "data", "fetch", "cifar"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sparsetopo.cli", "data", "fetch", "cifar"], capture_output=True, text=True
+    )
     assert proc.returncode == 1
     assert proc.stderr.strip() == "Error: unknown data set 'cifar'; choose one of: mnist, fashion-mnist"
     assert "Traceback" not in proc.stderr

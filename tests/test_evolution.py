@@ -1,4 +1,5 @@
 """`sparsetopo evolution` and the lifetime summaries against a diff of the stored matrices."""
+
 from __future__ import annotations
 
 import json
@@ -64,10 +65,11 @@ def test_evolution_json_equals_diff_of_stored_matrices(store, cli, churn_run):
     steps, matrices = stored_matrices(store, "churn")
     expected = churn_table(steps, matrices)
     assert len(rows) == len(STEPS) * (len(SIZES) - 1)
-    assert any(e["appeared"] and e["vanished"] for e in expected[len(SIZES):])  # the run really churns
+    assert any(e["appeared"] and e["vanished"] for e in expected[len(SIZES) :])  # the run really churns
     for got, want in zip(rows, expected):
-        assert {k: got[k] for k in ("step", "layer", "alive", "appeared", "vanished", "initial_alive")} == \
-            {k: want[k] for k in ("step", "layer", "alive", "appeared", "vanished", "initial_alive")}
+        assert {k: got[k] for k in ("step", "layer", "alive", "appeared", "vanished", "initial_alive")} == {
+            k: want[k] for k in ("step", "layer", "alive", "appeared", "vanished", "initial_alive")
+        }
         assert got["initial_fraction"] == pytest.approx(want["initial_fraction"])
     # at the first step every synapse counts as appeared
     assert all(r["appeared"] == r["alive"] and r["vanished"] == 0 for r in rows if r["step"] == 0)
@@ -104,7 +106,10 @@ def test_summaries_from_lifetimes_agree_with_matrices(store, churn_run):
         (got,) = run_named(store, "churn_at_step", {"run_id": "churn", "step": t})
         want = [r for r in table if r["step"] == t]
         assert (got["appeared"], got["vanished"], got["alive"]) == (
-            sum(r["appeared"] for r in want), sum(r["vanished"] for r in want), sum(r["alive"] for r in want))
+            sum(r["appeared"] for r in want),
+            sum(r["vanished"] for r in want),
+            sum(r["alive"] for r in want),
+        )
         assert (got["stored_appeared"], got["stored_vanished"]) == (got["appeared"], got["vanished"])
     # lifetime distribution of completed lifetimes
     want = {}
@@ -120,7 +125,9 @@ def test_summaries_from_lifetimes_agree_with_matrices(store, churn_run):
         for layer, _, _, born, died in lives:
             if born <= t and (died is None or died > t):
                 want[(layer, t - born)] = want.get((layer, t - born), 0) + 1
-        got = {(r["layer"], r["age"]): r["synapses"] for r in run_named(store, "ages", {"run_id": "churn", "step": step})}
+        got = {
+            (r["layer"], r["age"]): r["synapses"] for r in run_named(store, "ages", {"run_id": "churn", "step": step})
+        }
         assert got == want
     stored = store.read("MATCH (l:LayerSnapshot {run_id: 'churn'}) RETURN l.nnz AS nnz, l.evo_alive AS alive")
     assert all(r["nnz"] == r["alive"] for r in stored)
@@ -144,22 +151,32 @@ def test_synapse_lists_match_lifetimes(store, churn_run):
     lives = lifetimes_from_matrices(steps, matrices)
     big = 10**6
     for t in steps[1:]:
-        got = {(r["layer"], r["source"], r["target"], r["died"])
-               for r in run_named(store, "appeared_at", {"run_id": "churn", "step": t, "limit": big})}
+        got = {
+            (r["layer"], r["source"], r["target"], r["died"])
+            for r in run_named(store, "appeared_at", {"run_id": "churn", "step": t, "limit": big})
+        }
         assert got == {(lay, i, j, d) for lay, i, j, b, d in lives if b == t}
-        got = {(r["layer"], r["source"], r["target"], r["born"])
-               for r in run_named(store, "vanished_at", {"run_id": "churn", "step": t, "layer": 1, "limit": big})}
+        got = {
+            (r["layer"], r["source"], r["target"], r["born"])
+            for r in run_named(store, "vanished_at", {"run_id": "churn", "step": t, "layer": 1, "limit": big})
+        }
         assert got == {(lay, i, j, b) for lay, i, j, b, d in lives if d == t and lay == 1}
-    got = {(r["layer"], r["source"], r["target"]) for r in run_named(store, "survivors", {"run_id": "churn", "limit": big})}
+    got = {
+        (r["layer"], r["source"], r["target"]) for r in run_named(store, "survivors", {"run_id": "churn", "limit": big})
+    }
     assert got == {(lay, i, j) for lay, i, j, b, d in lives if b == steps[0] and d is None}
     assert {lay for lay, _, _ in got} == {0, 1}  # layer 2 lost all its synapses at step 4 (layer 3: by chance)
     assert run_named(store, "survivors", {"run_id": "churn", "layer": 2}) == []
     assert len(run_named(store, "appeared_at", {"run_id": "churn", "step": steps[1], "limit": 2})) == 2
     # one hidden neuron's history: every lifetime into or out of neuron 3 of layer 1
-    got = sorted((r["direction"], r["other_index"], r["born"], r["died"])
-                 for r in run_named(store, "neuron_history", {"run_id": "churn", "layer": 1, "index": 3}))
-    want = sorted([("in", i, b, d) for lay, i, j, b, d in lives if lay == 0 and j == 3]
-                  + [("out", j, b, d) for lay, i, j, b, d in lives if lay == 1 and i == 3])
+    got = sorted(
+        (r["direction"], r["other_index"], r["born"], r["died"])
+        for r in run_named(store, "neuron_history", {"run_id": "churn", "layer": 1, "index": 3})
+    )
+    want = sorted(
+        [("in", i, b, d) for lay, i, j, b, d in lives if lay == 0 and j == 3]
+        + [("out", j, b, d) for lay, i, j, b, d in lives if lay == 1 and i == 3]
+    )
     assert got == want and got
 
 

@@ -1,4 +1,5 @@
 """The matrix-side definition of evolution (analysis/churn.py), before any database."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,17 +18,19 @@ def test_hand_worked_churn_with_regrowth():
     steps = [0, 1, 2]
     snaps = [
         [m([[1, 1], [0, 0]])],
-        [m([[0, 1], [1, 0]])],   # (0,0) pruned, (1,0) grown
-        [m([[1, 1], [0, 0]])],   # (0,0) regrown: a second lifetime; (1,0) pruned
+        [m([[0, 1], [1, 0]])],  # (0,0) pruned, (1,0) grown
+        [m([[1, 1], [0, 0]])],  # (0,0) regrown: a second lifetime; (1,0) pruned
     ]
     rows = churn_table(steps, snaps)
     assert [(r["step"], r["alive"], r["appeared"], r["vanished"]) for r in rows] == [
-        (0, 2, 2, 0), (1, 2, 1, 1), (2, 2, 1, 1)]
+        (0, 2, 2, 0),
+        (1, 2, 1, 1),
+        (2, 2, 1, 1),
+    ]
     # (0,1) survives throughout; the regrown (0,0) is not an initial synapse any more
     assert [r["initial_alive"] for r in rows] == [2, 1, 1]
     assert rows[-1]["initial_fraction"] == 0.5
-    assert lifetimes(steps, snaps) == [
-        (0, 0, 0, 0, 1), (0, 0, 0, 2, None), (0, 0, 1, 0, None), (0, 1, 0, 1, 2)]
+    assert lifetimes(steps, snaps) == [(0, 0, 0, 0, 1), (0, 0, 0, 2, None), (0, 0, 1, 0, None), (0, 1, 0, 1, 2)]
 
 
 def test_connection_keys_count_explicit_zeros_as_connections():
@@ -57,5 +60,4 @@ def test_table_agrees_with_lifetimes(run):
         assert r["appeared"] == sum(1 for lv in lives if lv[3] == t)
         assert r["vanished"] == sum(1 for lv in lives if lv[4] == t)
         assert r["alive"] == sum(1 for lv in lives if lv[3] <= t and (lv[4] is None or lv[4] > t))
-        assert r["initial_alive"] == sum(
-            1 for lv in lives if lv[3] == steps[0] and (lv[4] is None or lv[4] > t))
+        assert r["initial_alive"] == sum(1 for lv in lives if lv[3] == steps[0] and (lv[4] is None or lv[4] > t))

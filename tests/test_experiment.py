@@ -1,4 +1,5 @@
 """`sparsetopo experiment paper` end to end at the tiny scale (digits), and its pure parts."""
+
 import json
 
 import pytest
@@ -31,6 +32,7 @@ def test_plan_covers_methods_seeds_and_epsilons():
     assert plan(scale, "figure4") == [s for s in specs if s.part == "figure4"]
     # changing one part's definition keeps the other part's run ids (and so its stored runs)
     from dataclasses import replace
+
     longer = plan(replace(scale, fig4_epochs=scale.fig4_epochs + 1))
     assert [s.run_id for s in longer if s.part == "performance"] == [s.run_id for s in perf]
     assert not {s.run_id for s in longer if s.part == "figure4"} & {s.run_id for s in specs}
@@ -68,7 +70,9 @@ def test_tiny_experiment_stores_everything_and_resumes(store, cli, tmp_path):
     assert init and all(0 < row["d"] < 0.2 for row in init)
 
     # A second run skips every completed run; a run left 'running' is trained again.
-    again = next(s.run_id for s in plan(SCALES["tiny"]) if s.method == "set" and s.seed == 2 and s.part == "performance")
+    again = next(
+        s.run_id for s in plan(SCALES["tiny"]) if s.method == "set" and s.seed == 2 and s.part == "performance"
+    )
     store.write("MATCH (r:Run {run_id: $r}) SET r.status = 'running'", {"r": again})
     r = cli("experiment", "paper", "--scale", "tiny", "--out", out, "--workers", "1")
     assert r.exit_code == 0, r.stderr

@@ -1,4 +1,5 @@
 """The graph store against a real Neo4j: lossless round trips, synapse lifetimes, idempotency, delete."""
+
 import itertools
 
 import numpy as np
@@ -95,8 +96,14 @@ def test_lifetimes_agree_with_stored_matrices_at_every_step(store):
         assert snapshots_equal(back, s)
         for k, m in enumerate(s.layers):
             assert _alive(store, "churn", t, k) == _pairs(m)
-            appeared = store.read("MATCH ()-[s:SYNAPSE {run_id:'churn', layer:$l}]->() WHERE s.born = $t RETURN count(s) AS n", {"l": k, "t": t})[0]["n"]
-            vanished = store.read("MATCH ()-[s:SYNAPSE {run_id:'churn', layer:$l}]->() WHERE s.died = $t RETURN count(s) AS n", {"l": k, "t": t})[0]["n"]
+            appeared = store.read(
+                "MATCH ()-[s:SYNAPSE {run_id:'churn', layer:$l}]->() WHERE s.born = $t RETURN count(s) AS n",
+                {"l": k, "t": t},
+            )[0]["n"]
+            vanished = store.read(
+                "MATCH ()-[s:SYNAPSE {run_id:'churn', layer:$l}]->() WHERE s.died = $t RETURN count(s) AS n",
+                {"l": k, "t": t},
+            )[0]["n"]
             prev = _pairs(snaps[t - 1].layers[k]) if t else set()
             assert appeared == len(_pairs(m) - prev)
             assert vanished == len(prev - _pairs(m))
@@ -106,12 +113,16 @@ def test_lifetimes_agree_with_stored_matrices_at_every_step(store):
     assert [(r["a"], r["b"]) for r in chain] == [(t, t + 1) for t in range(6)]
     # Surviving synapses carry the final weight once the run is finished.
     last = snaps[-1].layers[0].tocoo()
-    rows = store.read("MATCH (a)-[s:SYNAPSE {run_id:'churn', layer:0}]->(b) WHERE s.died IS NULL RETURN a.index AS i, b.index AS j, s.weight AS w")
+    rows = store.read(
+        "MATCH (a)-[s:SYNAPSE {run_id:'churn', layer:0}]->(b) WHERE s.died IS NULL RETURN a.index AS i, b.index AS j, s.weight AS w"
+    )
     final = {(i, j): w for i, j, w in zip(last.row.tolist(), last.col.tolist(), last.data.tolist())}
     assert {(r["i"], r["j"]): r["w"] for r in rows} == final
     # Dead synapses carry their last weight while alive, not the weight they were born with.
-    dead = store.read("MATCH (a)-[s:SYNAPSE {run_id:'churn', layer:0}]->(b) WHERE s.died IS NOT NULL "
-                      "RETURN a.index AS i, b.index AS j, s.died AS died, s.weight AS w, s.weight_born AS wb")
+    dead = store.read(
+        "MATCH (a)-[s:SYNAPSE {run_id:'churn', layer:0}]->(b) WHERE s.died IS NOT NULL "
+        "RETURN a.index AS i, b.index AS j, s.died AS died, s.weight AS w, s.weight_born AS wb"
+    )
     assert dead and any(r["w"] != r["wb"] for r in dead)
     for r in dead:
         assert r["w"] == float(snaps[r["died"] - 1].layers[0][r["i"], r["j"]])
@@ -141,17 +152,24 @@ def test_unchanged_connections_are_stored_at_every_step(store, chunked, monkeypa
         store.write_snapshot(s)
     store.set_run_status(run_id, "completed")
     _check_run(store, run_id, snaps)
-    rows = store.read("MATCH (l:LayerSnapshot {run_id: $r, layer: 0}) RETURN l.step AS t, l.positions AS p, "
-                      "l.appeared AS a, l.vanished AS v ORDER BY t", {"r": run_id})
+    rows = store.read(
+        "MATCH (l:LayerSnapshot {run_id: $r, layer: 0}) RETURN l.step AS t, l.positions AS p, "
+        "l.appeared AS a, l.vanished AS v ORDER BY t",
+        {"r": run_id},
+    )
     expected = [writer.linear_positions(s.layers[0]).tolist() for s in snaps]
     assert [r["p"] for r in rows] == expected
     assert [(r["a"], r["v"]) for r in rows][2:] == [(0, 0), (0, 0)]
     # One lifetime per connection of layer 0 since step 1, each with the final weight.
     final = snaps[-1].layers[0].tocoo()
-    alive = store.read("MATCH (a)-[s:SYNAPSE {run_id: $r, layer: 0}]->(b) WHERE s.died IS NULL "
-                       "RETURN a.index AS i, b.index AS j, s.born AS born, s.weight AS w", {"r": run_id})
-    assert {(r["i"], r["j"]): r["w"] for r in alive} == dict(zip(zip(final.row.tolist(), final.col.tolist()),
-                                                                    final.data.tolist()))
+    alive = store.read(
+        "MATCH (a)-[s:SYNAPSE {run_id: $r, layer: 0}]->(b) WHERE s.died IS NULL "
+        "RETURN a.index AS i, b.index AS j, s.born AS born, s.weight AS w",
+        {"r": run_id},
+    )
+    assert {(r["i"], r["j"]): r["w"] for r in alive} == dict(
+        zip(zip(final.row.tolist(), final.col.tolist()), final.data.tolist())
+    )
     assert max(r["born"] for r in alive) <= 1
     # A writer on a new connection resumes from the copied positions.
     more = Snapshot(run_id, 4, [_reweighted(snaps[-1].layers[0], 0.5), snaps[-1].layers[1]], snaps[-1].biases)
@@ -190,7 +208,14 @@ def test_conflicting_rewrite_is_refused_and_stores_nothing(store):
     changed = Snapshot("conf", 1, [m * 2 for m in snaps[1].layers], snaps[1].biases)
     with pytest.raises(RunConflictError):
         store.write_snapshot(changed)
-    wrong_shape = Snapshot("conf", 3, [sp.random(10, 9, density=0.3, format="csr", dtype=np.float32), sp.random(9, 3, density=0.3, format="csr", dtype=np.float32)])
+    wrong_shape = Snapshot(
+        "conf",
+        3,
+        [
+            sp.random(10, 9, density=0.3, format="csr", dtype=np.float32),
+            sp.random(9, 3, density=0.3, format="csr", dtype=np.float32),
+        ],
+    )
     with pytest.raises(RunConflictError):
         store.write_snapshot(wrong_shape)
     assert _counts(store) == before
@@ -265,7 +290,10 @@ def _check_run(store, run_id, snaps):
 def test_large_snapshots_are_written_in_chunks_with_the_same_result(store, small_chunks):
     snaps = _stored_run(store, "chunks", [30, 20, 5], 0.3, 0.3, 4, seed=11)
     _check_run(store, "chunks", snaps)
-    assert store.read("MATCH (s:Snapshot {run_id:'chunks'}) WHERE s.complete IS NOT NULL RETURN count(s) AS n")[0]["n"] == 0
+    assert (
+        store.read("MATCH (s:Snapshot {run_id:'chunks'}) WHERE s.complete IS NOT NULL RETURN count(s) AS n")[0]["n"]
+        == 0
+    )
 
 
 def test_a_failed_chunked_step_is_rolled_back_and_can_be_written_again(store, small_chunks, monkeypatch):
@@ -341,7 +369,10 @@ def test_finishing_a_large_run_on_two_sessions_gives_every_surviving_synapse_its
     store.writer.finish("fin", workers=2)  # CHUNK = 25: dozens of independent transactions
     for k, m in enumerate(snaps[-1].layers):
         last = m.tocoo()
-        rows = store.read("MATCH (a)-[s:SYNAPSE {run_id:'fin', layer:$k}]->(b) WHERE s.died IS NULL "
-                          "RETURN a.index AS i, b.index AS j, s.weight AS w", {"k": k})
+        rows = store.read(
+            "MATCH (a)-[s:SYNAPSE {run_id:'fin', layer:$k}]->(b) WHERE s.died IS NULL "
+            "RETURN a.index AS i, b.index AS j, s.weight AS w",
+            {"k": k},
+        )
         final = {(i, j): w for i, j, w in zip(last.row.tolist(), last.col.tolist(), last.data.tolist())}
         assert {(r["i"], r["j"]): r["w"] for r in rows} == final

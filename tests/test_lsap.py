@@ -1,4 +1,5 @@
 """analysis.lsap returns exactly scipy's linear_sum_assignment permutation (col_ind), tie-breaks included."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,7 +22,7 @@ def padded(cost):
     """A rectangular NNSTD matrix padded with cost 1, as the exact method pads it."""
     n = max(cost.shape)
     out = np.ones((n, n))
-    out[:cost.shape[0], :cost.shape[1]] = cost
+    out[: cost.shape[0], : cost.shape[1]] = cost
     return out
 
 
@@ -48,13 +49,22 @@ def matrix(kind, rng):
     if kind == "nnstd":  # densities 0 (all neurons empty: all costs 0) to 1 (all costs 0)
         return nnstd_costs(rng, int(rng.integers(1, 60)), n, n, float(rng.choice([0.0, 0.02, 0.05, 0.1, 0.3, 1.0])))
     if kind == "nnstd rectangular":
-        return nnstd_costs(rng, int(rng.integers(1, 60)), n, int(rng.integers(1, 50)),
-                           float(rng.choice([0.02, 0.05, 0.1, 0.3])))
+        return nnstd_costs(
+            rng, int(rng.integers(1, 60)), n, int(rng.integers(1, 50)), float(rng.choice([0.02, 0.05, 0.1, 0.3]))
+        )
     raise ValueError(kind)
 
 
-KINDS = ["random floats", "integers 0-2", "integers -2-0", "constant", "quarters or 1", "scaled integers",
-         "nnstd", "nnstd rectangular"]
+KINDS = [
+    "random floats",
+    "integers 0-2",
+    "integers -2-0",
+    "constant",
+    "quarters or 1",
+    "scaled integers",
+    "nnstd",
+    "nnstd rectangular",
+]
 
 
 @pytest.mark.parametrize("kind", KINDS)

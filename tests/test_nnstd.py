@@ -1,4 +1,5 @@
 """NNSTD engine: the fast implementation against a slow, obviously correct one, bit for bit."""
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -8,18 +9,20 @@ import pytest
 import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from nnstd_reference import edit_cost, neuron_sets, reference_nnstd
 
 import sparsetopo.analysis.nnstd as nnstd_module
 from sparsetopo.analysis.assignment import TieBreakError, exact_assignment, scipy_exact_layer, sparse_assignment
 from sparsetopo.analysis.nnstd import NNSTDError, masks_of, nnstd, nnstd_masks, tie_sensitivity
 from sparsetopo.analysis.nnstd_costs import connection_mask, dense_costs, fan_in
 from sparsetopo.analysis.nnstd_parallel import nnstd_matrix, nnstd_pairs
-from nnstd_reference import edit_cost, neuron_sets, reference_nnstd
 
 
 def random_network(sizes, density, rng):
-    return [sp.random(sizes[k], sizes[k + 1], density=density, random_state=rng, format="csr", dtype=np.float32)
-            for k in range(len(sizes) - 1)]
+    return [
+        sp.random(sizes[k], sizes[k + 1], density=density, random_state=rng, format="csr", dtype=np.float32)
+        for k in range(len(sizes) - 1)
+    ]
 
 
 def random_sizes(rng, n_layers=None):
@@ -41,8 +44,10 @@ def distinct_neuron_network(sizes, density, rng):
     """A network whose output neurons, in every layer, have pairwise distinct and non-empty input sets."""
     while True:
         net = random_network(sizes, density, rng)
-        if all(len({frozenset(s) for s in neuron_sets(m.toarray())}) == m.shape[1]
-               and all(neuron_sets(m.toarray())) for m in net):
+        if all(
+            len({frozenset(s) for s in neuron_sets(m.toarray())}) == m.shape[1] and all(neuron_sets(m.toarray()))
+            for m in net
+        ):
             return net
 
 
@@ -61,6 +66,7 @@ def exact_total(mask_a, mask_b, perm) -> Fraction:
 
 # --- bit-for-bit agreement with the slow definition ----------------------------------------------
 
+
 def test_fast_equals_reference_bit_for_bit_on_many_random_networks():
     rng = np.random.default_rng(2020)
     for _ in range(250):
@@ -77,10 +83,21 @@ def test_fast_equals_reference_bit_for_bit_on_many_random_networks():
 @given(st.data())
 def test_fast_equals_reference_on_hypothesis_networks(data):
     sizes = data.draw(st.lists(st.integers(1, 9), min_size=2, max_size=4))
+
     def net():
-        return [np.array(data.draw(st.lists(st.lists(st.sampled_from([0.0, 0.0, 1.5, -2.0]), min_size=sizes[k + 1],
-                                                       max_size=sizes[k + 1]), min_size=sizes[k], max_size=sizes[k])))
-                for k in range(len(sizes) - 1)]
+        return [
+            np.array(
+                data.draw(
+                    st.lists(
+                        st.lists(st.sampled_from([0.0, 0.0, 1.5, -2.0]), min_size=sizes[k + 1], max_size=sizes[k + 1]),
+                        min_size=sizes[k],
+                        max_size=sizes[k],
+                    )
+                )
+            )
+            for k in range(len(sizes) - 1)
+        ]
+
     a, b = net(), net()
     fast = nnstd([sp.csr_matrix(m) for m in a], [sp.csr_matrix(m) for m in b])
     assert (fast.distance, fast.layers) == reference_nnstd(a, b)
@@ -99,8 +116,9 @@ def test_costs_match_pairwise_set_definition():
 
 
 def test_every_stored_entry_is_a_connection_explicit_zeros_included():
-    m = sp.csr_matrix((np.array([0.0, -3.0, np.nan, 2.0]), (np.array([0, 1, 2, 3]), np.array([0, 0, 1, 1]))),
-                      shape=(4, 2))
+    m = sp.csr_matrix(
+        (np.array([0.0, -3.0, np.nan, 2.0]), (np.array([0, 1, 2, 3]), np.array([0, 0, 1, 1]))), shape=(4, 2)
+    )
     mask = connection_mask(m)
     assert fan_in(mask).tolist() == [2, 2]
     assert mask.toarray().tolist() == [[1, 0], [1, 0], [0, 1], [0, 1]]
@@ -109,6 +127,7 @@ def test_every_stored_entry_is_a_connection_explicit_zeros_included():
 
 
 # --- the exact method's own solver (analysis.lsap) against scipy on the dense matrix ------------
+
 
 def scipy_nnstd(a, b, monkeypatch):
     """The exact method with every layer solved by scipy's linear_sum_assignment on the dense matrix."""
@@ -150,6 +169,7 @@ def test_exact_method_equals_scipy_path_on_benchmark_sized_networks(monkeypatch)
 
 
 # --- the cases with known answers ---------------------------------------------------------------
+
 
 def test_identical_networks_are_at_distance_zero():
     rng = np.random.default_rng(3)
@@ -201,6 +221,7 @@ def test_dense_last_layer_contributes_zero_and_counts_in_the_mean():
 
 # --- beyond the paper --------------------------------------------------------------------------
 
+
 def test_different_widths_pair_unmatched_neurons_at_cost_one():
     a = [sp.csr_matrix(np.array([[1], [0]]))]  # one neuron {0}
     b = [sp.csr_matrix(np.array([[1, 0], [0, 1]]))]  # neurons {0}, {1}
@@ -222,8 +243,10 @@ def test_different_widths_agree_with_padded_reference():
 
 def test_tie_sensitivity_exposes_ambiguous_matchings():
     # hidden neurons 0 and 1 have the same inputs; only the next layer tells them apart
-    a = [sp.csr_matrix(np.array([[1, 1, 0, 0], [0, 0, 1, 1]])),
-         sp.csr_matrix(np.array([[1, 0], [0, 1], [1, 0], [0, 1]]))]
+    a = [
+        sp.csr_matrix(np.array([[1, 1, 0, 0], [0, 0, 1, 1]])),
+        sp.csr_matrix(np.array([[1, 0], [0, 1], [1, 0], [0, 1]])),
+    ]
     copy = [a[0].copy(), a[1][[1, 0, 2, 3]]]  # swap the twins: same network up to relabelling
     report = tie_sensitivity(a, copy, ["default", "reversed", "shuffle:1", "shuffle:2", "shuffle:3", "shuffle:4"])
     assert report["layer_spread"][0] == 0.0  # layer 0 is optimal under every tie-break
@@ -251,6 +274,7 @@ def test_tie_breaks_give_optimal_matchings():
 
 # --- the sparse exact option for large layers ---------------------------------------------------
 
+
 def test_sparse_option_reaches_the_full_solvers_optimum_exactly():
     rng = np.random.default_rng(10)
     for trial in range(80):
@@ -266,8 +290,9 @@ def test_sparse_option_reaches_the_full_solvers_optimum_exactly():
         assert exact_total(a, b, perm) == exact_total(a, b, full)
         # and it reports the costs of the pairs it chose, exactly as the definition computes them
         sets_a, sets_b = neuron_sets(a.toarray()), neuron_sets(b.toarray())
-        assert matched.tolist() == [edit_cost(sets_a[r], sets_b[c]) if r < n_a and c < n_b else 1.0
-                                    for r, c in enumerate(perm.tolist())]
+        assert matched.tolist() == [
+            edit_cost(sets_a[r], sets_b[c]) if r < n_a and c < n_b else 1.0 for r, c in enumerate(perm.tolist())
+        ]
         assert np.isclose(matched.sum(), float(exact_total(a, b, perm)), rtol=0, atol=1e-9)
 
 
@@ -285,6 +310,7 @@ def test_sparse_method_layer_zero_equals_exact_and_network_is_close():
 
 
 # --- all pairs ---------------------------------------------------------------------------------
+
 
 def test_matrix_in_parallel_equals_pairwise_calls():
     rng = np.random.default_rng(12)
@@ -305,12 +331,20 @@ def test_matrix_in_parallel_equals_pairwise_calls():
 
 # --- errors ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("a, b, words", [
-    ([sp.csr_matrix((4, 3))], [sp.csr_matrix((4, 3)), sp.csr_matrix((3, 2))], "different numbers of layers"),
-    ([sp.csr_matrix((4, 3))], [sp.csr_matrix((5, 3))], "different input sizes"),
-    ([sp.csr_matrix((4, 3)), sp.csr_matrix((2, 2))], [sp.csr_matrix((4, 3)), sp.csr_matrix((3, 2))], "do not chain"),
-    ([], [sp.csr_matrix((4, 3))], "no layers"),
-])
+
+@pytest.mark.parametrize(
+    "a, b, words",
+    [
+        ([sp.csr_matrix((4, 3))], [sp.csr_matrix((4, 3)), sp.csr_matrix((3, 2))], "different numbers of layers"),
+        ([sp.csr_matrix((4, 3))], [sp.csr_matrix((5, 3))], "different input sizes"),
+        (
+            [sp.csr_matrix((4, 3)), sp.csr_matrix((2, 2))],
+            [sp.csr_matrix((4, 3)), sp.csr_matrix((3, 2))],
+            "do not chain",
+        ),
+        ([], [sp.csr_matrix((4, 3))], "no layers"),
+    ],
+)
 def test_incomparable_networks_raise_one_sentence(a, b, words):
     with pytest.raises(NNSTDError, match=words) as info:
         nnstd(a, b)
@@ -330,6 +364,7 @@ def test_unknown_options_raise():
 
 
 # --- pictures ----------------------------------------------------------------------------------
+
 
 def test_heatmap_and_evolution_plots_are_pngs(tmp_path):
     from sparsetopo.analysis.heatmap import plot_distance_heatmap, plot_evolution

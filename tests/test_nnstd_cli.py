@@ -1,4 +1,5 @@
 """`sparsetopo nnstd pair|matrix|evolution` through the real entry point."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,13 @@ from sparsetopo.graphstore.npz_io import write_snapshot_dir
 
 def run_cli(*args):
     """The CLI in a subprocess, for commands that read only files (no graph store)."""
-    return subprocess.run([sys.executable, "-m", "sparsetopo.cli", *map(str, args)],
-                          capture_output=True, text=True, env=os.environ.copy(), timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "sparsetopo.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=300,
+    )
 
 
 def one_line_error(result) -> str:
@@ -31,8 +37,10 @@ def one_line_error(result) -> str:
 
 def make_network(seed, sizes=(30, 20, 15, 4), density=0.15):
     rng = np.random.default_rng(seed)
-    return [sp.random(sizes[k], sizes[k + 1], density=density, random_state=rng, format="csr", dtype=np.float32)
-            for k in range(len(sizes) - 1)]
+    return [
+        sp.random(sizes[k], sizes[k + 1], density=density, random_state=rng, format="csr", dtype=np.float32)
+        for k in range(len(sizes) - 1)
+    ]
 
 
 def write_dir(tmp_path, name, layers, seed=0):
@@ -99,8 +107,12 @@ def _store_run(store, run_id, steps=4, seed=0):
         nets.append(net)
         store.write_snapshot(Snapshot(run_id=run_id, step=step, layers=net, epoch=step))
         # evolve: drop some connections and grow others
-        net = [sp.csr_matrix(((m.toarray() != 0) & (rng.random(m.shape) > 0.3)
-                              | (rng.random(m.shape) < 0.05)).astype(np.float32)) for m in net]
+        net = [
+            sp.csr_matrix(
+                ((m.toarray() != 0) & (rng.random(m.shape) > 0.3) | (rng.random(m.shape) < 0.05)).astype(np.float32)
+            )
+            for m in net
+        ]
     return nets
 
 
@@ -132,7 +144,8 @@ def test_evolution_stores_nnstd_relationships(store, cli, tmp_path, reference):
         assert row["distance"] == expected.distance and row["layers"] == expected.layers
     stored = store.read(
         "MATCH (a:Snapshot {run_id: 'evo'})-[d:NNSTD]->(b:Snapshot {run_id: 'evo'}) "
-        "RETURN a.step AS a, b.step AS b, d.distance AS distance, d.layers AS layers, d.method AS method ORDER BY b")
+        "RETURN a.step AS a, b.step AS b, d.distance AS distance, d.layers AS layers, d.method AS method ORDER BY b"
+    )
     assert [(s["a"], s["b"]) for s in stored] == list(zip(refs, [1, 2, 3]))
     assert [s["distance"] for s in stored] == [row["distance"] for row in rows]
     assert all(s["method"] == "exact" for s in stored)

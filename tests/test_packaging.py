@@ -1,11 +1,13 @@
 """How sparsetopo is installed: one top-level name, package data that exists, Maven outside the package."""
+
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 _BARE_IMPORT = re.compile(r"^\s*(from|import)\s+(graphstore|trainer|analysis)\b", re.M)
@@ -17,16 +19,21 @@ def _python_sources():
 
 
 def test_no_module_imports_the_folders_by_their_bare_names():
-    offenders = [f"{p.relative_to(ROOT)}: {m.group(0).strip()}" for p in _python_sources()
-                 for m in _BARE_IMPORT.finditer(p.read_text())]
+    offenders = [
+        f"{p.relative_to(ROOT)}: {m.group(0).strip()}"
+        for p in _python_sources()
+        for m in _BARE_IMPORT.finditer(p.read_text())
+    ]
     assert offenders == []
 
 
 def test_the_installed_packages_import_from_anywhere_and_take_no_generic_top_level_name(tmp_path):
-    code = ("import importlib.util, sparsetopo.graphstore.store, sparsetopo.trainer.loop, sparsetopo.analysis.nnstd\n"
-            "import sparsetopo.graphstore as g\n"
-            "print(g.__file__)\n"
-            "print([n for n in ('graphstore', 'analysis') if importlib.util.find_spec(n)])\n")
+    code = (
+        "import importlib.util, sparsetopo.graphstore.store, sparsetopo.trainer.loop, sparsetopo.analysis.nnstd\n"
+        "import sparsetopo.graphstore as g\n"
+        "print(g.__file__)\n"
+        "print([n for n in ('graphstore', 'analysis') if importlib.util.find_spec(n)])\n"
+    )
     out = subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
     location, taken = out.stdout.splitlines()
     assert Path(location).resolve() == ROOT / "graphstore" / "__init__.py"

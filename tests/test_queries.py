@@ -1,4 +1,5 @@
 """The named-query registry, `sparsetopo query`, and docs/cypher.md staying in step with them."""
+
 from __future__ import annotations
 
 import json
@@ -24,13 +25,16 @@ def test_bind_fills_defaults_and_converts_text():
     assert bind("evolution", {"run_id": 7}) == {"run_id": "7", "layer": None}
 
 
-@pytest.mark.parametrize("name, values, message", [
-    ("nope", {}, "there is no query named 'nope'"),
-    ("evolution", {}, "query 'evolution' needs parameter 'run_id'"),
-    ("evolution", {"run_id": "r", "steps": 1}, "query 'evolution' has no parameter 'steps'"),
-    ("appeared_at", {"run_id": "r", "step": "three"}, "parameter 'step' of query 'appeared_at' must be an integer"),
-    ("appeared_at", {"run_id": "r", "step": 1.5}, "must be an integer, not 1.5"),
-])
+@pytest.mark.parametrize(
+    "name, values, message",
+    [
+        ("nope", {}, "there is no query named 'nope'"),
+        ("evolution", {}, "query 'evolution' needs parameter 'run_id'"),
+        ("evolution", {"run_id": "r", "steps": 1}, "query 'evolution' has no parameter 'steps'"),
+        ("appeared_at", {"run_id": "r", "step": "three"}, "parameter 'step' of query 'appeared_at' must be an integer"),
+        ("appeared_at", {"run_id": "r", "step": 1.5}, "must be an integer, not 1.5"),
+    ],
+)
 def test_bind_errors(name, values, message):
     with pytest.raises(QueryError, match=re.escape(message)):
         bind(name, values)
@@ -40,7 +44,9 @@ def test_docs_show_every_query_verbatim():
     text = DOCS.read_text()
     for q in QUERIES.values():
         assert f"### `{q.name}`" in text, q.name
-        assert q.cypher in text, f"docs/cypher.md is out of date for {q.name}; regenerate it with `python -m sparsetopo.graphstore.queries > docs/cypher.md`"
+        assert q.cypher in text, (
+            f"docs/cypher.md is out of date for {q.name}; regenerate it with `python -m sparsetopo.graphstore.queries > docs/cypher.md`"
+        )
 
 
 @pytest.mark.neo4j

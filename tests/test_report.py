@@ -1,4 +1,5 @@
 """`sparsetopo report`: one self-contained HTML file with what exists for the runs."""
+
 from __future__ import annotations
 
 import base64
@@ -6,9 +7,9 @@ import html
 import re
 
 import pytest
+from report_fixtures import populate
 from typer.testing import CliRunner
 
-from report_fixtures import populate
 from sparsetopo.cli import app
 from sparsetopo.report_data import gather, sample_steps
 
@@ -24,11 +25,13 @@ def _report(tmp_path, *args):
 
 def _section(page: str, run_id: str) -> str:
     start = page.index(f'<section class="run" id="run-{run_id}">')
-    return page[start:page.index("</section>", start)]
+    return page[start : page.index("</section>", start)]
 
 
 def _figures(page: str) -> dict[str, bytes]:
-    found = re.findall(r'<figure class="plot" data-plot="([^"]+)"><img alt="[^"]*" src="data:image/png;base64,([^"]+)">', page)
+    found = re.findall(
+        r'<figure class="plot" data-plot="([^"]+)"><img alt="[^"]*" src="data:image/png;base64,([^"]+)">', page
+    )
     return {name: base64.b64decode(data) for name, data in found}
 
 
@@ -45,7 +48,9 @@ def test_report_is_self_contained_and_complete(store, tmp_path):
     page = _report(tmp_path, *runs)
     # No network references: every src/href is inline data or an anchor.
     refs = re.findall(r'(?:src|href)="([^"]*)"', page)
-    assert refs and all(r.startswith(("data:", "#")) for r in refs), [r for r in refs if not r.startswith(("data:", "#"))]
+    assert refs and all(r.startswith(("data:", "#")) for r in refs), [
+        r for r in refs if not r.startswith(("data:", "#"))
+    ]
     assert not re.search(r"url\(\s*['\"]?(?!data:)", page)
     assert "<script" not in page
 
@@ -93,8 +98,10 @@ def test_no_nnstd_and_save_nnstd(store, tmp_path):
     assert "set-b/evolution" not in _figures(page)
     assert "No NNSTD against the initial topology is stored" in page
     _report(tmp_path, "set-a", "set-b", "--save-nnstd", "--evolution-points", "2")
-    rows = store.read("MATCH (a:Snapshot)-[d:NNSTD]->(b:Snapshot) RETURN a.run_id AS ra, a.step AS sa, "
-                      "b.run_id AS rb, b.step AS sb, d.method AS m ORDER BY ra, sa, rb, sb")
+    rows = store.read(
+        "MATCH (a:Snapshot)-[d:NNSTD]->(b:Snapshot) RETURN a.run_id AS ra, a.step AS sa, "
+        "b.run_id AS rb, b.step AS sb, d.method AS m ORDER BY ra, sa, rb, sb"
+    )
     keys = {(r["ra"], r["sa"], r["rb"], r["sb"]) for r in rows}
     assert ("set-b", 0, "set-b", 5) in keys and ("set-a", 5, "set-b", 5) in keys
     assert len(rows) == 1 + 1 + 2 + 1  # stored before, set-a's other sampled point, set-b's two, the cross pair
@@ -117,8 +124,12 @@ def test_report_error_is_one_sentence_on_stderr(neo4j_server, tmp_path):
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "sparsetopo.cli", "report", "missing-run", "--out", str(tmp_path / "x.html")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sparsetopo.cli", "report", "missing-run", "--out", str(tmp_path / "x.html")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith("Error: there is no run 'missing-run'")
     assert "Traceback" not in proc.stderr

@@ -1,13 +1,14 @@
 """The report in headless Chromium (Debian's `chromium`): loads cleanly, and the plots are really drawn."""
+
 from __future__ import annotations
 
 import io
 
 import pytest
-from typer.testing import CliRunner
-
 from browser_cdp import Browser, chromium_path
 from report_fixtures import populate
+from typer.testing import CliRunner
+
 from sparsetopo.cli import app
 
 pytestmark = pytest.mark.skipif(
@@ -26,7 +27,9 @@ def _region_stats(image, rect, dpr):
     """(grey-level standard deviation, share of non-white pixels) of a page region in the screenshot."""
     from PIL import ImageStat
 
-    box = tuple(int(round(v * dpr)) for v in (rect["x"], rect["y"], rect["x"] + rect["width"], rect["y"] + rect["height"]))
+    box = tuple(
+        int(round(v * dpr)) for v in (rect["x"], rect["y"], rect["x"] + rect["width"], rect["y"] + rect["height"])
+    )
     region = image.crop(box).convert("L")
     std = ImageStat.Stat(region).stddev[0]
     hist = region.histogram()
@@ -36,8 +39,10 @@ def _region_stats(image, rect, dpr):
 
 def test_harness_sees_console_errors_and_failed_loads(browser, tmp_path):
     page = tmp_path / "bad.html"
-    page.write_text('<!DOCTYPE html><html><head><link rel="icon" href="data:,"></head><body>'
-                    '<img src="missing.png"><script>console.error("broken")</script></body></html>')
+    page.write_text(
+        '<!DOCTYPE html><html><head><link rel="icon" href="data:,"></head><body>'
+        '<img src="missing.png"><script>console.error("broken")</script></body></html>'
+    )
     result = browser.load_page(page.as_uri(), "figure.plot")
     assert result.console_errors == ["broken"]
     assert result.log_errors  # the missing image

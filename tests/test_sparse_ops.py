@@ -1,4 +1,5 @@
 """The truly sparse linear op against a dense masked reference (torch.nn.functional.linear)."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -26,7 +27,9 @@ LAYERS = {
     "wide": _mask(5, 40, 0.1, 2, empty_rows=(3,)),
     "tall": _mask(40, 5, 0.1, 3, empty_cols=(0,)),
     "one_by_one": torch.ones(1, 1, dtype=torch.bool),
-    "single_connection": torch.zeros(6, 4, dtype=torch.bool).index_put_((torch.tensor([5]), torch.tensor([0])), torch.tensor(True)),
+    "single_connection": torch.zeros(6, 4, dtype=torch.bool).index_put_(
+        (torch.tensor([5]), torch.tensor([0])), torch.tensor(True)
+    ),
     "no_connections": torch.zeros(6, 4, dtype=torch.bool),
     "fully_dense": torch.ones(6, 4, dtype=torch.bool),
     "larger_sparse": _mask(60, 50, 0.03, 4),

@@ -1,15 +1,15 @@
 """The read-only `cypher` command cannot administer the server, and LOAD CSV reaches neither
 files nor the network (issue 12, item 8). Against the session's real server; the import that an
 administration command once killed runs in another process."""
+
 import http.server
 import subprocess
 import threading
 
 import pytest
+from test_store_faults import _cli, _during_import, _env, _npz_run, _one_line_error, assert_consistent
 
 from sparsetopo.graphstore.cypher_guard import AdministrationRefused
-
-from test_store_faults import _cli, _during_import, _env, _npz_run, _one_line_error, assert_consistent
 
 pytestmark = pytest.mark.neo4j
 
@@ -36,12 +36,15 @@ def test_administration_commands_and_procedures_are_refused(store, query):
     assert "nothing was run" in str(exc.value) and "\n" not in str(exc.value)
 
 
-@pytest.mark.parametrize("query", [
-    "MATCH (n) RETURN n.show AS show LIMIT 1",
-    "RETURN 'SHOW TRANSACTIONS' AS s, 1 AS terminate // CALL dbms.killConnections()",
-    "CALL db.labels() YIELD label RETURN label",
-    "MATCH (n) CALL (n) { RETURN n.index AS i } RETURN i LIMIT 1",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "MATCH (n) RETURN n.show AS show LIMIT 1",
+        "RETURN 'SHOW TRANSACTIONS' AS s, 1 AS terminate // CALL dbms.killConnections()",
+        "CALL db.labels() YIELD label RETURN label",
+        "MATCH (n) CALL (n) { RETURN n.index AS i } RETURN i LIMIT 1",
+    ],
+)
 def test_ordinary_reads_still_run(store, query):
     store.query(query)
 
@@ -49,8 +52,11 @@ def test_ordinary_reads_still_run(store, query):
 def test_terminate_transactions_through_cypher_cannot_kill_a_running_import(store, tmp_path):
     snaps = _npz_run(tmp_path / "run", "victim", steps=6)
     attack, _, err, code = _during_import(
-        store, tmp_path / "run", "victim",
-        lambda: subprocess.run(_cli("cypher", REFUSED[1]), capture_output=True, text=True, env=_env(), timeout=300))
+        store,
+        tmp_path / "run",
+        "victim",
+        lambda: subprocess.run(_cli("cypher", REFUSED[1]), capture_output=True, text=True, env=_env(), timeout=300),
+    )
     assert "administration command" in _one_line_error(attack)
     assert code == 0, err
     assert store.get_run("victim")["status"] == "completed"

@@ -1,20 +1,37 @@
 """`sparsetopo train` refusals and Ctrl-C, with real processes and real SIGINT (issue 12, items 4 and 5)."""
-import os
+
 import signal
 import subprocess
 import time
 
 import pytest
+from test_store_faults import _cli, _env, _incomplete, _one_line_error, _wait_for
 
 from sparsetopo.graphstore.check import check_run
-from test_store_faults import _cli, _env, _incomplete, _one_line_error, _wait_for
 
 pytestmark = pytest.mark.neo4j
 
 
 def _train(*extra, run_id, env=None, **kw):
-    args = ["train", "--dataset", "digits", "--method", "static", "--hidden", "16", "--epochs", "1",
-            "--epsilon", "4", "--threads", "1", "--quiet", "--run-id", run_id, *extra]
+    args = [
+        "train",
+        "--dataset",
+        "digits",
+        "--method",
+        "static",
+        "--hidden",
+        "16",
+        "--epochs",
+        "1",
+        "--epsilon",
+        "4",
+        "--threads",
+        "1",
+        "--quiet",
+        "--run-id",
+        run_id,
+        *extra,
+    ]
     return subprocess.run(_cli(*args), capture_output=True, text=True, env=env or _env(), timeout=600, **kw)
 
 
@@ -37,12 +54,36 @@ def test_repeated_ctrl_c_during_train_leaves_every_step_complete_and_the_final_w
     # Tiny chunks: every step takes many transactions, so the signals land while one is in flight.
     env = _env(SPARSETOPO_WRITE_CHUNK=10)
     proc = subprocess.Popen(
-        _cli("train", "--dataset", "digits", "--method", "set", "--hidden", "32,32", "--epochs", "30",
-             "--epsilon", "4", "--threads", "1", "--quiet", "--seed", "3", "--run-id", "ctrl-c"),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        _cli(
+            "train",
+            "--dataset",
+            "digits",
+            "--method",
+            "set",
+            "--hidden",
+            "32,32",
+            "--epochs",
+            "30",
+            "--epsilon",
+            "4",
+            "--threads",
+            "1",
+            "--quiet",
+            "--seed",
+            "3",
+            "--run-id",
+            "ctrl-c",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
-        _wait_for(lambda: len(store.list_snapshots("ctrl-c")) >= 2 if _run_exists(store, "ctrl-c") else False,
-                  what="two stored steps")
+        _wait_for(
+            lambda: len(store.list_snapshots("ctrl-c")) >= 2 if _run_exists(store, "ctrl-c") else False,
+            what="two stored steps",
+        )
         _wait_for(lambda: _incomplete(store, "ctrl-c") is not None, what="a step being written")
         proc.send_signal(signal.SIGINT)
         time.sleep(0.5)

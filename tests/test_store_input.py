@@ -1,5 +1,6 @@
 """Hostile input at the store's boundary (issue 12, items 10-12): values float32 cannot hold, blank
 run ids, JSON output, huge integers and shapes, and a layer of a million inputs."""
+
 import json
 import os
 import subprocess
@@ -28,6 +29,7 @@ def _one_line_error(result) -> str:
 def _strict_json(text: str):
     def refuse(name):
         raise AssertionError(f"{name} is not JSON")
+
     return json.loads(text, parse_constant=refuse)
 
 
@@ -107,20 +109,24 @@ def test_json_output_is_valid_json_when_values_are_not_finite(store, cli):
 
 def _cli_run(*args):
     env = os.environ | {"PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "sparsetopo.cli", *map(str, args)], env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sparsetopo.cli", *map(str, args)], env=env, capture_output=True, text=True, timeout=300
+    )
     proc.exit_code = proc.returncode
     return proc
 
 
 @pytest.mark.neo4j
-@pytest.mark.parametrize("args", [
-    ("export", "npz", "r", "--step", 2**64, "--out", "OUT"),
-    ("stats", "r", "--step", 2**63),
-    ("query", "ages", "--run", "r", "--param", f"step={2**64}"),
-    ("query", "ages", "--run", "r", "-p", f"step={-2**63 - 1}"),
-    ("cypher", "RETURN $n AS n", "-p", f"n=[1, {2**70}]"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("export", "npz", "r", "--step", 2**64, "--out", "OUT"),
+        ("stats", "r", "--step", 2**63),
+        ("query", "ages", "--run", "r", "--param", f"step={2**64}"),
+        ("query", "ages", "--run", "r", "-p", f"step={-(2**63) - 1}"),
+        ("cypher", "RETURN $n AS n", "-p", f"n=[1, {2**70}]"),
+    ],
+)
 def test_integers_beyond_64_bits_are_refused_in_one_sentence(store, neo4j_server, tmp_path, args):
     line = _one_line_error(_cli_run(*(str(tmp_path / "out") if a == "OUT" else a for a in args)))
     assert "64-bit" in line

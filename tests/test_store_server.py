@@ -3,6 +3,7 @@
 One private instance for the module, created and restarted for real through `sparsetopo db`;
 ports are occupied by real listening sockets and real TIME-WAIT sockets.
 """
+
 import os
 import socket
 import subprocess
@@ -24,18 +25,24 @@ SMALL = Memory(heap="768m", initial_heap="256m", page_cache="64m")
 def _env(home: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_")}
     # Later -Xms/-Xmx win: the CLI's `db start` runs this instance with a small heap.
-    return env | {"PYTHONPATH": str(ROOT), "SPARSETOPO_HOME": str(home),
-                  "SPARSETOPO_JVM_OPTIONS": "-Xms256m -Xmx768m"}
+    return env | {"PYTHONPATH": str(ROOT), "SPARSETOPO_HOME": str(home), "SPARSETOPO_JVM_OPTIONS": "-Xms256m -Xmx768m"}
 
 
 def _db(home: Path, *args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "sparsetopo.cli", "db", *args], env=_env(home),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "sparsetopo.cli", "db", *args],
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _one_line_error(proc) -> str:
     assert proc.returncode != 0, proc.stdout
-    lines = [line for line in proc.stderr.strip().splitlines() if line.strip() and not line.startswith("starting Neo4j")]
+    lines = [
+        line for line in proc.stderr.strip().splitlines() if line.strip() and not line.startswith("starting Neo4j")
+    ]
     assert len(lines) == 1 and lines[0].startswith("Error: "), proc.stderr
     return lines[0]
 
@@ -45,7 +52,12 @@ class _CmdlineWatch(threading.Thread):
 
     def __init__(self, password_file: Path):
         super().__init__(daemon=True)
-        self.password_file, self.stop, self.seen_admin, self.seen_password = password_file, threading.Event(), False, False
+        self.password_file, self.stop, self.seen_admin, self.seen_password = (
+            password_file,
+            threading.Event(),
+            False,
+            False,
+        )
 
     def run(self):
         while not self.stop.is_set():
@@ -200,9 +212,30 @@ def test_a_server_killed_during_train_is_one_sentence_and_leaves_whole_steps(ins
         server.start()
     env = _env(home) | {"SPARSETOPO_WRITER_LEASE": "3"}
     train = subprocess.Popen(
-        [sys.executable, "-m", "sparsetopo.cli", "train", "--dataset", "digits", "--hidden", "64,64", "--epochs", "400",
-         "--epsilon", "4", "--run-id", "killed", "--threads", "1", "--quiet"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "sparsetopo.cli",
+            "train",
+            "--dataset",
+            "digits",
+            "--hidden",
+            "64,64",
+            "--epochs",
+            "400",
+            "--epsilon",
+            "4",
+            "--run-id",
+            "killed",
+            "--threads",
+            "1",
+            "--quiet",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     settings = server.settings()
     deadline = time.monotonic() + 180
     with GraphDatabase.driver(settings.uri, auth=(settings.user, settings.password)) as driver:
@@ -221,10 +254,20 @@ def test_a_server_killed_during_train_is_one_sentence_and_leaves_whole_steps(ins
 
     server.start()
     time.sleep(4)  # the killed writer's lease (3 s) has expired
-    show = subprocess.run([sys.executable, "-m", "sparsetopo.cli", "runs", "show", "killed", "--json"], env=env,
-                          capture_output=True, text=True, timeout=120)
+    show = subprocess.run(
+        [sys.executable, "-m", "sparsetopo.cli", "runs", "show", "killed", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     run = json.loads(show.stdout)["run"]
     assert run["writer"] == "gone"
-    check = subprocess.run([sys.executable, "-m", "sparsetopo.cli", "runs", "check", "killed"], env=env,
-                           capture_output=True, text=True, timeout=300)
+    check = subprocess.run(
+        [sys.executable, "-m", "sparsetopo.cli", "runs", "check", "killed"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert check.returncode == 0, check.stdout + check.stderr

@@ -1,4 +1,5 @@
 """Structural statistics against hand-worked examples and brute-force references."""
+
 from __future__ import annotations
 
 import itertools
@@ -27,11 +28,8 @@ def m(rows):
 
 # 3 inputs -> 2 hidden -> 2 outputs.
 # input 2 has no synapse; hidden 1 feeds nothing; output 1 receives only from hidden 1.
-W0 = m([[0.5, 0.0],
-        [-1.0, 2.0],
-        [0.0, 0.0]])
-W1 = m([[1.0, 0.0],
-        [0.0, 0.0]])
+W0 = m([[0.5, 0.0], [-1.0, 2.0], [0.0, 0.0]])
+W1 = m([[1.0, 0.0], [0.0, 0.0]])
 
 
 def test_gini_extremes():
@@ -66,13 +64,13 @@ def test_hand_worked_network():
     assert s["in_degree_mean"] == pytest.approx(1.0)
     assert s["in_degree_max"] == 2
     assert s["out_degree_mean"] == pytest.approx(4 / 5)
-    assert s["n_neurons_without_inputs"] == 1          # output 1
-    assert s["n_neurons_without_outputs"] == 2         # input 2, hidden 1
-    assert s["n_isolated_neurons"] == 2                # input 2, output 1
-    assert s["n_inputs_without_path"] == 1             # input 2 (input 1 reaches output 0 via hidden 0)
-    assert s["n_outputs_unreached"] == 1               # output 1
-    assert s["n_hidden_off_path"] == 1                 # hidden 1
-    assert s["paths_per_output"] == [2.0, 0.0]         # 0->h0->o0, 1->h0->o0
+    assert s["n_neurons_without_inputs"] == 1  # output 1
+    assert s["n_neurons_without_outputs"] == 2  # input 2, hidden 1
+    assert s["n_isolated_neurons"] == 2  # input 2, output 1
+    assert s["n_inputs_without_path"] == 1  # input 2 (input 1 reaches output 0 via hidden 0)
+    assert s["n_outputs_unreached"] == 1  # output 1
+    assert s["n_hidden_off_path"] == 1  # hidden 1
+    assert s["paths_per_output"] == [2.0, 0.0]  # 0->h0->o0, 1->h0->o0
     # components: {in0, in1, h0, h1, o0}, {in2}, {o1}
     assert s["components"] == 3
     assert s["components_nontrivial"] == 1
@@ -111,6 +109,7 @@ def test_statistics_are_flat():
 
 
 # ---- brute-force references on random small networks ----------------------------
+
 
 @st.composite
 def networks(draw):

@@ -1,4 +1,5 @@
 """`sparsetopo stats` and `sparsetopo plot` on runs in a real Neo4j."""
+
 from __future__ import annotations
 
 import json
@@ -33,15 +34,18 @@ def test_stats_are_stored_as_flat_properties(store, cli, run):
             assert row[key] == (pytest.approx(value) if isinstance(value, float) else value), key
         stored = store.read(
             "MATCH (l:LayerSnapshot {run_id: $run, step: $step}) RETURN l ORDER BY l.layer",
-            {"run": run, "step": row["step"]})
+            {"run": run, "step": row["step"]},
+        )
         for k, want in enumerate(layers):
             props = stored[k]["l"]
             assert props["stat_in_degree_gini"] == pytest.approx(want["in_degree_gini"])
             assert props["stat_hub_inputs"] == want["hub_inputs"]
             assert props["stat_components"] == want["components"]
     # BI tools read them as Snapshot columns
-    cols = store.read("MATCH (s:Snapshot {run_id: $run, step: 4}) RETURN s.stat_kcore_max AS k, "
-                      "s.stat_paths_per_output AS p", {"run": run})[0]
+    cols = store.read(
+        "MATCH (s:Snapshot {run_id: $run, step: 4}) RETURN s.stat_kcore_max AS k, s.stat_paths_per_output AS p",
+        {"run": run},
+    )[0]
     assert cols["k"] == rows[-1]["kcore_max"] and len(cols["p"]) == SIZES[-1]
 
 

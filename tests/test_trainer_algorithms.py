@@ -1,5 +1,6 @@
 """SET and RigL updates under sparsetopo-v0's rules: exact counts, zeta per sign, growth only at empty
 positions, state resets. The reference recipes are tested in test_trainer_recipes.py."""
+
 import math
 
 import pytest
@@ -29,8 +30,11 @@ def _layer(n_out, n_in, count, seed):
 
 @settings(max_examples=40, deadline=None)
 @given(
-    n_out=st.integers(2, 40), n_in=st.integers(2, 40), fill=st.floats(0.05, 0.5),
-    zeta=st.floats(0.01, 0.99), seed=st.integers(0, 10_000),
+    n_out=st.integers(2, 40),
+    n_in=st.integers(2, 40),
+    fill=st.floats(0.05, 0.5),
+    zeta=st.floats(0.01, 0.99),
+    seed=st.integers(0, 10_000),
 )
 def test_set_update_prunes_zeta_per_sign_and_regrows_only_empty_positions(n_out, n_in, fill, zeta, seed):
     count = max(1, int(fill * n_out * n_in))
@@ -69,8 +73,9 @@ def test_rigl_grows_where_the_gradient_is_largest_and_prunes_smallest_magnitudes
     weight, mask, momentum, g = _layer(30, 40, 300, seed=3)
     grad = torch.randn(30, 40, generator=g)
     before_w, before_m = weight.clone().view(-1), mask.clone().view(-1)
-    removed, added, _ = update_layer(weight, mask, make_algorithm("rigl", 0.3, 1000, recipe=V0_RIGL), 0.2, g,
-                                     grad=grad, momentum=momentum)
+    removed, added, _ = update_layer(
+        weight, mask, make_algorithm("rigl", 0.3, 1000, recipe=V0_RIGL), 0.2, g, grad=grad, momentum=momentum
+    )
     assert len(removed) == len(added) == math.floor(0.2 * 300)
     assert int(mask.sum()) == 300
     kept = before_m.clone()

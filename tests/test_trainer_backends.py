@@ -1,4 +1,5 @@
 """The sparse backend trains the same networks as the masked one: same updates, same runs, float tolerance."""
+
 import numpy as np
 import pytest
 import torch
@@ -12,8 +13,10 @@ from sparsetopo.trainer.sparse import er_mask
 
 
 def _pair(sizes, eps, seed, recipe):
-    masks = [er_mask(sizes[k + 1], sizes[k], eps, "exact", torch.Generator().manual_seed(seed + k))
-             for k in range(len(sizes) - 2)] + [None]
+    masks = [
+        er_mask(sizes[k + 1], sizes[k], eps, "exact", torch.Generator().manual_seed(seed + k))
+        for k in range(len(sizes) - 2)
+    ] + [None]
     nets = {}
     for backend in ("masked", "sparse"):
         g = torch.Generator().manual_seed(seed)
@@ -33,7 +36,7 @@ def test_forward_and_gradients_equal_the_masked_backend(recipe):
         torch.nn.functional.cross_entropy(out, y).backward()
         outs[name], grads[name] = out.detach(), net.dense_gradients()
     torch.testing.assert_close(outs["sparse"], outs["masked"], rtol=1e-5, atol=1e-6)
-    for k, (gs, gm) in enumerate(zip(grads["sparse"], grads["masked"])):
+    for gs, gm in zip(grads["sparse"], grads["masked"]):
         torch.testing.assert_close(gs, gm, rtol=1e-5, atol=1e-6)  # the dense gradient RigL grows by
     masked, sparse = nets["masked"], nets["sparse"]
     for k in sparse.structures:  # the values' gradient is the masked gradient at the connections
@@ -61,11 +64,17 @@ def test_one_update_removes_and_grows_the_same_positions_on_both_backends(method
         net.mask_grads()
         opt.step()
         changes = update_topology(net, opt, alg, 0.3, torch.Generator().manual_seed(7), grads)
-        after[name] = ([m.clone() for m in net.masks[:-1]], [net.dense_weight(k) for k in range(2)],
-                       [net.momentum_dense(k, opt).clone() for k in range(2)], changes)
+        after[name] = (
+            [m.clone() for m in net.masks[:-1]],
+            [net.dense_weight(k) for k in range(2)],
+            [net.momentum_dense(k, opt).clone() for k in range(2)],
+            changes,
+        )
     masks_m, w_m, mom_m, ch_m = after["masked"]
     masks_s, w_s, mom_s, ch_s = after["sparse"]
-    assert [(c.removed, c.added, c.regrown_in_place) for c in ch_m] == [(c.removed, c.added, c.regrown_in_place) for c in ch_s]
+    assert [(c.removed, c.added, c.regrown_in_place) for c in ch_m] == [
+        (c.removed, c.added, c.regrown_in_place) for c in ch_s
+    ]
     assert sum(c.added for c in ch_m) > 0
     for a, b in zip(masks_m, masks_s):
         assert torch.equal(a, b)
@@ -79,8 +88,18 @@ def test_a_short_digits_run_is_the_same_run_on_both_backends(method):
     runs = {}
     for backend in ("masked", "sparse"):
         snaps = []
-        config = TrainConfig(dataset="digits", method=method, hidden=(128, 128), epochs=20, epsilon=3.0, seed=3,
-                             threads=1, backend=backend, delta_t=20, lr=0.05)
+        config = TrainConfig(
+            dataset="digits",
+            method=method,
+            hidden=(128, 128),
+            epochs=20,
+            epsilon=3.0,
+            seed=3,
+            threads=1,
+            backend=backend,
+            delta_t=20,
+            lr=0.05,
+        )
         train(config, data, snaps.append, "r")
         runs[backend] = snaps
     accs = {b: [s.metrics["test_accuracy"] for s in snaps] for b, snaps in runs.items()}

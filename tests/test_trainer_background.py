@@ -1,5 +1,6 @@
 """The background snapshot sink's queue discipline (plain write callables; the store itself is
 exercised against real Neo4j in test_trainer_store.py)."""
+
 import threading
 import time
 
@@ -11,7 +12,9 @@ from sparsetopo.graphstore.model import Snapshot
 
 
 def _snap(step):
-    return Snapshot(run_id="r", step=step, layers=[sp.random(4, 3, density=0.5, format="csr", random_state=step) + sp.eye(4, 3)])
+    return Snapshot(
+        run_id="r", step=step, layers=[sp.random(4, 3, density=0.5, format="csr", random_state=step) + sp.eye(4, 3)]
+    )
 
 
 def test_everything_queued_is_written_in_order_on_close():

@@ -1,4 +1,5 @@
 """The training loop on scikit-learn's digits: snapshots, exact zeros, reproducibility, accuracy."""
+
 import numpy as np
 import pytest
 import torch
@@ -7,8 +8,17 @@ from sparsetopo.trainer.data import load_dataset
 from sparsetopo.trainer.errors import ConfigError
 from sparsetopo.trainer.loop import TrainConfig, run_info, train
 
-METRICS = {"train_loss", "train_accuracy", "test_loss", "test_accuracy", "density", "n_synapses", "added", "removed",
-           "regrown_in_place"}
+METRICS = {
+    "train_loss",
+    "train_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "density",
+    "n_synapses",
+    "added",
+    "removed",
+    "regrown_in_place",
+}
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +49,9 @@ def _run(config, data):
         elif event["kind"] == "batch":
             # after every optimizer step: masked weights are exactly zero
             model = state["model"]
-            checks.append(all(
-                bool(torch.all(lin.weight[~m] == 0)) for lin, m in zip(model.linears, model.masks) if m is not None
-            ))
+            checks.append(
+                all(bool(torch.all(lin.weight[~m] == 0)) for lin, m in zip(model.linears, model.masks) if m is not None)
+            )
 
     result = train(config, data, snaps.append, "run", progress)
     return result, snaps, checks
@@ -58,7 +68,7 @@ def test_sparse_runs_keep_counts_and_masked_weights_exactly_zero(digits, method)
         assert set(snap.metrics) == METRICS
         assert [m.nnz for m in snap.layers] == layer_nnz  # every update keeps each layer's count
         assert snap.metrics["n_synapses"] == snap.n_synapses
-        for k, (lin, mask) in enumerate(zip(model.linears, model.masks)):
+        for k, lin in enumerate(model.linears):
             assert snap.layers[k].shape == (lin.in_features, lin.out_features)  # rows = inputs
     assert sum(s.metrics["added"] for s in snaps) > 0
     assert all(s.metrics["added"] == s.metrics["removed"] for s in snaps)
@@ -71,7 +81,9 @@ def test_sparse_runs_keep_counts_and_masked_weights_exactly_zero(digits, method)
             np.testing.assert_array_equal(structure(final.layers[k]), mask.numpy().T)
 
 
-@pytest.mark.parametrize("recipe, update_after_last", [("keras", True), ("sparse-python", False), ("sparsetopo-v0", False)])
+@pytest.mark.parametrize(
+    "recipe, update_after_last", [("keras", True), ("sparse-python", False), ("sparsetopo-v0", False)]
+)
 def test_set_changes_topology_between_snapshots_only_by_the_reported_counts(digits, recipe, update_after_last):
     _, snaps, _ = _run(_config("set", recipe=recipe), digits)
     assert [s.epoch for s in snaps] == [0, 1, 2, 3, 4]

@@ -1,4 +1,5 @@
 """The reference recipes rule by rule: regrowth values and positions, thresholds, decay, dropout, RigL."""
+
 import math
 from dataclasses import replace
 
@@ -34,6 +35,7 @@ def _layer(n_out, n_in, count, seed, zeros=0):
 
 # --- SET's thresholds, written out the way the reference codes do it on a list of values ------------
 
+
 def reference_keep(values_list: np.ndarray, weights: np.ndarray, zeta: float) -> np.ndarray:
     """rewireMask / weightsEvolution: sort, first and last entry closest to 0, thresholds, keep beyond."""
     values = np.sort(values_list)
@@ -45,8 +47,15 @@ def reference_keep(values_list: np.ndarray, weights: np.ndarray, zeta: float) ->
 
 
 @settings(max_examples=60, deadline=None)
-@given(n_out=st.integers(2, 30), n_in=st.integers(2, 30), fill=st.floats(0.05, 1.0), zeros=st.integers(0, 5),
-       zeta=st.floats(0.01, 0.99), seed=st.integers(0, 10_000), ties=st.booleans())
+@given(
+    n_out=st.integers(2, 30),
+    n_in=st.integers(2, 30),
+    fill=st.floats(0.05, 1.0),
+    zeros=st.integers(0, 5),
+    zeta=st.floats(0.01, 0.99),
+    seed=st.integers(0, 10_000),
+    ties=st.booleans(),
+)
 def test_set_thresholds_equal_both_reference_codes(n_out, n_in, fill, zeros, zeta, seed, ties):
     count = max(1, int(fill * n_out * n_in))
     weight, mask, _, _ = _layer(n_out, n_in, count, seed, zeros=min(zeros, count))
@@ -71,6 +80,7 @@ def test_thresholds_of_a_hand_worked_list():
 
 # --- regrowth -------------------------------------------------------------------------------------
 
+
 def test_default_recipe_regrows_at_exactly_zero_and_sparse_python_at_randn_over_10():
     weight, mask, momentum, g = _layer(300, 300, 30_000, seed=1)
     _, _, _ = update_layer(weight, mask, make_algorithm("set", 0.3, recipe=KERAS), 0.3, g, momentum=momentum)
@@ -91,8 +101,9 @@ def test_regrowth_can_land_on_a_just_pruned_position_unless_the_rule_forbids_it(
     for recipe, forbidden in ((KERAS, False), (RECIPES["keras-randn"], False), (SPARSE_PY, False), (V0, True)):
         weight, mask, momentum, g = _layer(10, 10, 95, seed=2)
         before = mask.clone().view(-1)
-        removed, added, in_place = update_layer(weight, mask, make_algorithm("set", 0.3, recipe=recipe), 0.3, g,
-                                                momentum=momentum)
+        removed, added, in_place = update_layer(
+            weight, mask, make_algorithm("set", 0.3, recipe=recipe), 0.3, g, momentum=momentum
+        )
         assert int(mask.sum()) == 95
         if forbidden:
             assert in_place == 0 and not before[added].any()
@@ -122,6 +133,7 @@ def test_grown_connections_have_zero_momentum_and_pruned_ones_are_gone():
 
 
 # --- weight decay, loss, dropout, initialisation ---------------------------------------------------
+
 
 def _one_step(recipe, seed=0):
     g = torch.Generator().manual_seed(seed)
@@ -218,6 +230,7 @@ def test_the_keras_recipe_runs_its_first_batch_through_the_dense_initial_matrix(
 
 # --- the initial topology -------------------------------------------------------------------------
 
+
 def test_er_sampling_rules():
     g = torch.Generator().manual_seed(0)
     n_out, n_in, eps = 300, 400, 10.0
@@ -234,6 +247,7 @@ def test_er_sampling_rules():
 
 # --- the run that matters: a core of connections survives ------------------------------------------
 
+
 def _keys(m):
     c = m.tocoo()
     return set((c.row.astype(np.int64) * m.shape[1] + c.col).tolist())
@@ -241,8 +255,9 @@ def _keys(m):
 
 def _survival(recipe):
     snaps = []
-    config = TrainConfig(dataset="digits", method="set", recipe=recipe, hidden=(128, 128), epochs=8, epsilon=10.0,
-                         seed=3, threads=1)
+    config = TrainConfig(
+        dataset="digits", method="set", recipe=recipe, hidden=(128, 128), epochs=8, epsilon=10.0, seed=3, threads=1
+    )
     train(config, load_dataset("digits"), snaps.append, "r")
     base = [_keys(m) for m in snaps[1].layers[:2]]
     return [len(b & _keys(m)) / len(b) for b, m in zip(base, snaps[7].layers[:2])]
@@ -258,6 +273,7 @@ def test_under_the_default_recipe_a_core_of_connections_survives_six_updates():
 
 
 # --- RigL as google-research/rigl runs it ----------------------------------------------------------
+
 
 def test_rigl_grows_at_zero_keeps_regrown_weights_and_grows_where_the_gradient_is_largest():
     weight, mask, momentum, g = _layer(30, 40, 300, seed=3)
@@ -301,8 +317,9 @@ def test_a_rigl_update_iteration_applies_no_gradient_step():
         elif event["kind"] == "batch":
             seen.append(torch.cat([p.detach().flatten().clone() for p in seen[0].parameters()]))
 
-    config = TrainConfig(dataset="digits", method="rigl", hidden=(32,), epochs=2, epsilon=3.0, seed=1, threads=1,
-                         delta_t=5)
+    config = TrainConfig(
+        dataset="digits", method="rigl", hidden=(32,), epochs=2, epsilon=3.0, seed=1, threads=1, delta_t=5
+    )
     result = train(config, data, lambda s: None, "r", progress)
     params = seen[1:]
     # the first batch is an update (step 0): weights change only by the topology update (zeros in, out)

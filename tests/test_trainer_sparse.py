@@ -1,4 +1,5 @@
 """Initial topologies: exact ER counts, ERK and uniform densities, dense output layer by default."""
+
 import pytest
 import torch
 

@@ -1,4 +1,5 @@
 """Training into the real graph store: read-back equality, interrupted and failed runs, the CLI."""
+
 import json
 import os
 import subprocess
@@ -42,6 +43,7 @@ def _assert_same(stored, snap, epoch=True):
 def _train_recorded(store, config, data, run_id, progress=None, write=None):
     kept = []
     with recording(store, run_info(config, data, run_id), maxsize=2, write=write) as sink:
+
         def tee(snapshot):
             kept.append(snapshot)
             sink(snapshot)
@@ -69,7 +71,7 @@ def test_a_trained_run_read_back_equals_the_in_memory_snapshots(store, digits, m
 def test_connections_grown_at_zero_are_stored_counted_and_exported(store, digits, tmp_path):
     """SET's Keras recipe grows connections at weight 0: they are connections in the store, the
     lifetimes, the evolution summaries and the npz files, not holes."""
-    from sparsetopo.graphstore.npz_io import write_snapshot_dir, read_snapshot_dir
+    from sparsetopo.graphstore.npz_io import read_snapshot_dir, write_snapshot_dir
 
     snaps = _train_recorded(store, _config("set", recipe="keras"), digits, "zeros-run")
     last = snaps[-1]
@@ -81,7 +83,8 @@ def test_connections_grown_at_zero_are_stored_counted_and_exported(store, digits
     rows = store.read(
         "MATCH (:Neuron)-[s:SYNAPSE {run_id: $run}]->(:Neuron) WHERE s.born <= $t AND (s.died IS NULL OR s.died > $t) "
         "RETURN count(s) AS alive, sum(CASE WHEN s.born = $t AND s.weight_born = 0.0 THEN 1 ELSE 0 END) AS born_zero",
-        {"run": "zeros-run", "t": last.step})
+        {"run": "zeros-run", "t": last.step},
+    )
     assert rows[0]["alive"] == last.n_synapses
     # every connection the last update grew was born at 0 (and got no training after it)
     assert rows[0]["born_zero"] == last.metrics["added"]
@@ -99,6 +102,7 @@ def test_an_interrupted_run_leaves_whole_snapshots_and_is_marked_interrupted(sto
     config = _config("set", epochs=5)
     with pytest.raises(KeyboardInterrupt):
         with recording(store, run_info(config, digits, "cut"), maxsize=2) as sink:
+
             def tee(snapshot):
                 kept.append(snapshot)
                 sink(snapshot)
@@ -129,10 +133,37 @@ def test_a_writer_failure_reaches_training_and_marks_the_run_failed(store, digit
 def test_the_train_command_stores_the_run_and_writes_the_paper_format(store, tmp_path):
     out = tmp_path / "npz"
     proc = subprocess.run(
-        [sys.executable, "-m", "sparsetopo.cli", "train", "--dataset", "digits", "--method", "rigl", "--hidden", "32,32",
-         "--epochs", "2", "--epsilon", "4", "--delta-t", "8", "--seed", "2", "--threads", "1", "--run-id", "cli-run",
-         "--npz-dir", str(out), "--json", "--quiet"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "sparsetopo.cli",
+            "train",
+            "--dataset",
+            "digits",
+            "--method",
+            "rigl",
+            "--hidden",
+            "32,32",
+            "--epochs",
+            "2",
+            "--epsilon",
+            "4",
+            "--delta-t",
+            "8",
+            "--seed",
+            "2",
+            "--threads",
+            "1",
+            "--run-id",
+            "cli-run",
+            "--npz-dir",
+            str(out),
+            "--json",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
@@ -150,9 +181,30 @@ def test_the_train_command_stores_the_run_and_writes_the_paper_format(store, tmp
 
 def test_the_train_command_says_when_it_is_waiting_for_the_store(store):
     proc = subprocess.run(
-        [sys.executable, "-m", "sparsetopo.cli", "train", "--dataset", "digits", "--method", "static", "--hidden", "16",
-         "--epochs", "1", "--epsilon", "4", "--threads", "1", "--run-id", "cli-bar"],
-        capture_output=True, text=True, timeout=600, env=os.environ | {"COLUMNS": "200"},
+        [
+            sys.executable,
+            "-m",
+            "sparsetopo.cli",
+            "train",
+            "--dataset",
+            "digits",
+            "--method",
+            "static",
+            "--hidden",
+            "16",
+            "--epochs",
+            "1",
+            "--epsilon",
+            "4",
+            "--threads",
+            "1",
+            "--run-id",
+            "cli-bar",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=os.environ | {"COLUMNS": "200"},
     )
     assert proc.returncode == 0, proc.stderr
     assert "queued snapshot(s), finishing the run" in proc.stderr
@@ -161,9 +213,26 @@ def test_the_train_command_says_when_it_is_waiting_for_the_store(store):
 
 def test_train_command_errors_are_one_sentence(store):
     proc = subprocess.run(
-        [sys.executable, "-m", "sparsetopo.cli", "train", "--dataset", "digits", "--method", "set", "--zeta", "1.5",
-         "--hidden", "8", "--epochs", "1", "--quiet"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "sparsetopo.cli",
+            "train",
+            "--dataset",
+            "digits",
+            "--method",
+            "set",
+            "--zeta",
+            "1.5",
+            "--hidden",
+            "8",
+            "--epochs",
+            "1",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 1
     assert proc.stderr.strip() == "Error: zeta must be between 0 and 1 (exclusive); got 1.5"
@@ -174,9 +243,30 @@ def test_ctrl_c_on_the_train_command_leaves_a_consistent_interrupted_run(store):
     import time
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sparsetopo.cli", "train", "--dataset", "digits", "--method", "set", "--hidden", "128,128",
-         "--epochs", "500", "--epsilon", "8", "--threads", "1", "--run-id", "sigint", "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "sparsetopo.cli",
+            "train",
+            "--dataset",
+            "digits",
+            "--method",
+            "set",
+            "--hidden",
+            "128,128",
+            "--epochs",
+            "500",
+            "--epsilon",
+            "8",
+            "--threads",
+            "1",
+            "--run-id",
+            "sigint",
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 300

@@ -15,6 +15,7 @@ lines. Whatever the recipe, each layer keeps its number of connections, the opti
 (momentum) of removed and newly grown connections is zero, and the random choices come from
 the generator passed in, so an update is reproducible.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,6 +41,7 @@ def _smallest(values: torch.Tensor, positions: torch.Tensor, k: int) -> torch.Te
 
 
 # --- pruners: which connections stay -------------------------------------------------------------
+
 
 def reference_thresholds(values: torch.Tensor, n_zero_entries: int, zeta: float) -> tuple[float, float]:
     """SET's two thresholds (largestNegative, smallestPositive), as both reference codes compute them.
@@ -130,7 +132,9 @@ class RigLPruner:
     def __init__(self, noise: bool):
         self.noise = noise
 
-    def keep(self, weight: torch.Tensor, mask: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
+    def keep(
+        self, weight: torch.Tensor, mask: torch.Tensor, fraction: float, generator: torch.Generator
+    ) -> torch.Tensor:
         w, m = weight.reshape(-1), mask.reshape(-1)
         n_ones = int(m.sum())
         n_prune = int(np.float32(n_ones) * np.float32(fraction))
@@ -146,12 +150,15 @@ class RigLPruner:
 
 # --- growers: where new connections land -------------------------------------------------------------
 
+
 class RandomGrower:
     """SET: uniformly random positions among the candidates."""
 
     needs_gradient = False
 
-    def select(self, candidates: torch.Tensor, k: int, generator: torch.Generator, grad: torch.Tensor | None) -> torch.Tensor:
+    def select(
+        self, candidates: torch.Tensor, k: int, generator: torch.Generator, grad: torch.Tensor | None
+    ) -> torch.Tensor:
         return candidates[torch.randperm(len(candidates), generator=generator)[:k]]
 
 
@@ -160,13 +167,16 @@ class GradientGrower:
 
     needs_gradient = True
 
-    def select(self, candidates: torch.Tensor, k: int, generator: torch.Generator, grad: torch.Tensor | None) -> torch.Tensor:
+    def select(
+        self, candidates: torch.Tensor, k: int, generator: torch.Generator, grad: torch.Tensor | None
+    ) -> torch.Tensor:
         if grad is None:
             raise ValueError("gradient growth needs the dense gradient")
         return _smallest(-grad.reshape(-1)[candidates].abs(), candidates, k)
 
 
 # --- schedules: when to update and by how much ------------------------------------------------------
+
 
 class NeverSchedule:
     def at_epoch_end(self, epoch: int, epochs: int) -> float | None:
@@ -243,8 +253,14 @@ class Algorithm:
         return isinstance(self.schedule, RigLReferenceSchedule)
 
 
-def make_algorithm(method: str, zeta: float, total_batches: int = 0, delta_t: int = 100, rigl_end: float = 0.75,
-                   recipe: Recipe | None = None) -> Algorithm:
+def make_algorithm(
+    method: str,
+    zeta: float,
+    total_batches: int = 0,
+    delta_t: int = 100,
+    rigl_end: float = 0.75,
+    recipe: Recipe | None = None,
+) -> Algorithm:
     if method not in METHODS:
         raise ConfigError(f"unknown method '{method}'; choose one of: {', '.join(METHODS)}")
     if method in ("set", "rigl") and not 0 < zeta < 1:
@@ -264,12 +280,18 @@ def make_algorithm(method: str, zeta: float, total_batches: int = 0, delta_t: in
         raise ConfigError(f"rigl_end must be a fraction of training in (0, 1]; got {rigl_end}")
     t_end = int(rigl_end * total_batches)
     if recipe.rigl_prune_rule == "rigl-magnitude":
-        return Algorithm("rigl", recipe, RigLPruner(recipe.rigl_drop_noise), GradientGrower(),
-                         RigLReferenceSchedule(zeta, delta_t, t_end))
+        return Algorithm(
+            "rigl",
+            recipe,
+            RigLPruner(recipe.rigl_drop_noise),
+            GradientGrower(),
+            RigLReferenceSchedule(zeta, delta_t, t_end),
+        )
     return Algorithm("rigl", recipe, MagnitudePruner(), GradientGrower(), CosineSchedule(zeta, delta_t, t_end))
 
 
 # --- one update ---------------------------------------------------------------------------------
+
 
 @dataclass
 class LayerChange:
@@ -306,7 +328,7 @@ def update_layer(
         candidates = torch.nonzero(~before).squeeze(1)
         if n_grow > len(candidates):
             pruned = torch.nonzero(before & ~keep).squeeze(1)
-            keep[pruned[len(candidates):]] = True
+            keep[pruned[len(candidates) :]] = True
             n_grow = len(candidates)
     grown = algorithm.grower.select(candidates, n_grow, generator, grad)
     new_mask = keep.clone()
@@ -343,8 +365,13 @@ def update_topology(
         weight = model.dense_weight(k)  # masked backend: the weight itself, updated in place
         momentum = model.momentum_dense(k, optimizer)
         removed, added, in_place = update_layer(
-            weight, mask, algorithm, fraction, generator,
-            grad=None if grads is None else grads[k], momentum=momentum,
+            weight,
+            mask,
+            algorithm,
+            fraction,
+            generator,
+            grad=None if grads is None else grads[k],
+            momentum=momentum,
         )
         model.set_layer(k, weight, optimizer, momentum)
         changes.append(LayerChange(k, len(removed), len(added), in_place))

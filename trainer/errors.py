@@ -1,4 +1,5 @@
 """Errors a user can cause in the trainer; str() of each is the one sentence the CLI prints."""
+
 from ..errors import UserError
 
 

@@ -10,11 +10,12 @@ Snapshots go to `sink(snapshot)` as they happen:
 train_loss/train_accuracy of later steps are running means over the batches since the previous
 snapshot (training mode); test metrics are computed on the whole test set at every snapshot.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -69,8 +70,13 @@ class TrainConfig:
 
     def resolved(self) -> Recipe:
         overrides = dict(self.rules)
-        overrides.update(sparse_output=self.sparse_output, dropout=self.dropout, lr=self.lr,
-                         momentum=self.momentum, weight_decay=self.weight_decay)
+        overrides.update(
+            sparse_output=self.sparse_output,
+            dropout=self.dropout,
+            lr=self.lr,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+        )
         return resolve_recipe(self.method, self.recipe, overrides)
 
     def validate(self) -> None:
@@ -157,16 +163,17 @@ class TrainResult:
 
 
 @torch.no_grad()
-def evaluate(model: SparseMLP, x: torch.Tensor, y: torch.Tensor, batch_size: int,
-             loss_fn=F.cross_entropy) -> tuple[float, float]:
+def evaluate(
+    model: SparseMLP, x: torch.Tensor, y: torch.Tensor, batch_size: int, loss_fn=F.cross_entropy
+) -> tuple[float, float]:
     """Mean loss and accuracy over a whole set, in eval mode."""
     was_training = model.training
     model.eval()
     loss_sum, correct = 0.0, 0
     for i in range(0, len(x), batch_size):
-        out = model(x[i:i + batch_size])
-        loss_sum += loss_fn(out, y[i:i + batch_size]).item() * len(out)
-        correct += (out.argmax(1) == y[i:i + batch_size]).sum().item()
+        out = model(x[i : i + batch_size])
+        loss_sum += loss_fn(out, y[i : i + batch_size]).item() * len(out)
+        correct += (out.argmax(1) == y[i : i + batch_size]).sum().item()
     model.train(was_training)
     return loss_sum / len(x), correct / len(x)
 
@@ -176,7 +183,9 @@ def _check_masks(masks: list, sizes: list[int]) -> None:
         raise ConfigError(f"{len(masks)} initial masks given for {len(sizes) - 1} layers")
     for k, m in enumerate(masks):
         if m is not None and tuple(m.shape) != (sizes[k + 1], sizes[k]):
-            raise ConfigError(f"initial mask {k} has shape {tuple(m.shape)}; the layer needs {(sizes[k + 1], sizes[k])}")
+            raise ConfigError(
+                f"initial mask {k} has shape {tuple(m.shape)}; the layer needs {(sizes[k + 1], sizes[k])}"
+            )
 
 
 def make_optimizer(model: SparseMLP, recipe: Recipe) -> torch.optim.SGD:
@@ -184,8 +193,10 @@ def make_optimizer(model: SparseMLP, recipe: Recipe) -> torch.optim.SGD:
     coupled = recipe.weight_decay if recipe.weight_decay_mode == "coupled" else 0.0
     weights = model.weight_params()
     biases = [lin.bias for lin in model.linears]
-    groups = [{"params": weights, "weight_decay": coupled},
-              {"params": biases, "weight_decay": coupled if recipe.decay_biases else 0.0}]
+    groups = [
+        {"params": weights, "weight_decay": coupled},
+        {"params": biases, "weight_decay": coupled if recipe.decay_biases else 0.0},
+    ]
     return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum)
 
 
@@ -238,13 +249,27 @@ def train(
 
     sizes = architecture(config, dataset)
     if masks is None:
-        masks = initial_masks(sizes, config.topology_init(), config.epsilon, init_gen, config.density,
-                              recipe.sparse_output, recipe.er_sampling)
+        masks = initial_masks(
+            sizes,
+            config.topology_init(),
+            config.epsilon,
+            init_gen,
+            config.density,
+            recipe.sparse_output,
+            recipe.er_sampling,
+        )
     else:
         _check_masks(masks, sizes)
     backend = choose_backend(config.backend, masks)
-    model = SparseMLP(sizes, masks, dropout=recipe.dropout, generator=init_gen, weight_init=recipe.weight_init,
-                      mask_initial_weights=not recipe.first_batch_dense, backend=backend)
+    model = SparseMLP(
+        sizes,
+        masks,
+        dropout=recipe.dropout,
+        generator=init_gen,
+        weight_init=recipe.weight_init,
+        mask_initial_weights=not recipe.first_batch_dense,
+        backend=backend,
+    )
     algorithm = make_algorithm(config.method, config.zeta, total_batches, config.delta_t, config.rigl_end, recipe)
     optimizer = make_optimizer(model, recipe)
     loss_fn = loss_function(recipe.loss)
@@ -253,15 +278,29 @@ def train(
     started = time.perf_counter()
     step = 0
 
-    def emit(epoch: int, train_loss: float, train_acc: float, changes: list | None = None,
-             test: tuple[float, float] | None = None) -> None:
+    def emit(
+        epoch: int,
+        train_loss: float,
+        train_acc: float,
+        changes: list | None = None,
+        test: tuple[float, float] | None = None,
+    ) -> None:
         test_loss, test_acc = test or evaluate(model, x_test, y_test, config.eval_batch_size, loss_fn)
-        metrics = {"train_loss": train_loss, "train_accuracy": train_acc, "test_loss": test_loss, "test_accuracy": test_acc}
+        metrics = {
+            "train_loss": train_loss,
+            "train_accuracy": train_acc,
+            "test_loss": test_loss,
+            "test_accuracy": test_acc,
+        }
         snap = to_snapshot(model, run_id, step, epoch, metrics)
         changes = changes or []
-        snap.metrics.update(density=snap.density, n_synapses=snap.n_synapses,
-                            added=sum(c.added for c in changes), removed=sum(c.removed for c in changes),
-                            regrown_in_place=sum(c.regrown_in_place for c in changes))
+        snap.metrics.update(
+            density=snap.density,
+            n_synapses=snap.n_synapses,
+            added=sum(c.added for c in changes),
+            removed=sum(c.removed for c in changes),
+            regrown_in_place=sum(c.regrown_in_place for c in changes),
+        )
         result.steps.append({"step": step, "epoch": epoch, **snap.metrics})
         progress({"kind": "snapshot", "step": step, "epoch": epoch, **snap.metrics})
         sink(snap)
@@ -281,7 +320,7 @@ def train(
         order = torch.randperm(len(x_train), generator=data_gen)
         loss_sum, correct, seen = 0.0, 0, 0
         for b in range(n_batches):
-            idx = order[b * config.batch_size:(b + 1) * config.batch_size]
+            idx = order[b * config.batch_size : (b + 1) * config.batch_size]
             xb, yb = x_train[idx], y_train[idx]
             t += 1
             if algorithm.counts_applied_steps:
@@ -317,10 +356,18 @@ def train(
             loss_sum += loss.item() * len(yb)
             correct += (out.argmax(1) == yb).sum().item()
             seen += len(yb)
-            progress({
-                "kind": "batch", "epoch": epoch, "batch": b + 1, "t": t,
-                "loss": loss_sum / seen, "accuracy": correct / seen, "density": density, "churn": churn,
-            })
+            progress(
+                {
+                    "kind": "batch",
+                    "epoch": epoch,
+                    "batch": b + 1,
+                    "t": t,
+                    "loss": loss_sum / seen,
+                    "accuracy": correct / seen,
+                    "density": density,
+                    "churn": churn,
+                }
+            )
             if fraction is not None:
                 churn = sum(c.added + c.removed for c in changes)
                 step += 1

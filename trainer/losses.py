@@ -8,9 +8,10 @@
   weight updates average over the batch). Sigmoid.prime is applied to the activation a, not to
   z, so this is not the gradient of the reported loss; it is what the reference trains with.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

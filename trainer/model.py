@@ -19,6 +19,7 @@ Backends (the same algorithm either way; they differ only in float rounding):
   so a step costs what the connections cost. Topology updates still see the dense weight of the
   layer (built for the update, once per update), so layers must fit in memory densely.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,8 +47,9 @@ def init_bound(mask: torch.Tensor | None, n_in: int, n_out: int) -> float:
     return math.sqrt(6.0 / fan_in)
 
 
-def draw_weights(kind: str, count: int, n_in: int, n_out: int, mask: torch.Tensor | None,
-                 generator: torch.Generator | None) -> torch.Tensor:
+def draw_weights(
+    kind: str, count: int, n_in: int, n_out: int, mask: torch.Tensor | None, generator: torch.Generator | None
+) -> torch.Tensor:
     """`count` fresh weights of a (n_out, n_in) layer under the initialisation `kind`."""
     if kind == "zero":
         return torch.zeros(count)
@@ -135,8 +137,13 @@ class SparseMLP(nn.Module):
         return self.linears[k].weight.detach()
 
     @torch.no_grad()
-    def set_layer(self, k: int, weight: torch.Tensor, optimizer: torch.optim.Optimizer | None = None,
-                  momentum: torch.Tensor | None = None) -> None:
+    def set_layer(
+        self,
+        k: int,
+        weight: torch.Tensor,
+        optimizer: torch.optim.Optimizer | None = None,
+        momentum: torch.Tensor | None = None,
+    ) -> None:
         """After a topology update of layer k (masks[k] changed): rebuild its structure and values."""
         if k not in self.structures:
             return
@@ -215,8 +222,10 @@ class SparseMLP(nn.Module):
                 lin.weight.grad.mul_(keep)
 
     def n_connections(self) -> list[int]:
-        return [lin.in_features * lin.out_features if m is None else int(m.sum())
-                for lin, m in zip(self.linears, self.masks)]
+        return [
+            lin.in_features * lin.out_features if m is None else int(m.sum())
+            for lin, m in zip(self.linears, self.masks)
+        ]
 
     def density(self) -> float:
         return sum(self.n_connections()) / sum(lin.in_features * lin.out_features for lin in self.linears)
@@ -241,8 +250,12 @@ def to_snapshot(model: SparseMLP, run_id: str, step: int, epoch: int | None, met
         structure = model.structures.get(k)
         if structure is not None:  # straight from the connections: rows = inputs, columns = outputs
             values = model.values[str(k)].detach().numpy().astype(np.float32)
-            layers.append(sp.csr_matrix((values, (structure.cols.numpy(), structure.rows.numpy())),
-                                        shape=(lin.in_features, lin.out_features)))
+            layers.append(
+                sp.csr_matrix(
+                    (values, (structure.cols.numpy(), structure.rows.numpy())),
+                    shape=(lin.in_features, lin.out_features),
+                )
+            )
         else:
             w = lin.weight.detach().cpu().numpy()
             layers.append(layer_matrix(w, None if mask is None else mask.cpu().numpy()))

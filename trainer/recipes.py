@@ -21,6 +21,7 @@ docs (docs/trainer.md, "Recipes") list each rule with the reference line it foll
   rigl/mnist/mnist_train_eval.py: grown connections start at 0, drop scores carry N(0, 1e-5)
   noise, and an update step applies no gradient step.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
@@ -40,8 +41,16 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "inputs": ("unit-range", "per-feature-standardise", "global-standardise"),
     "er_sampling": ("bernoulli", "with-replacement", "exact"),
 }
-BOOL_RULES = ("momentum_reset_each_epoch", "update_after_last_epoch", "first_batch_dense", "sparse_output",
-              "drop_last_batch", "decay_biases", "rigl_skip_step_at_update", "rigl_drop_noise")
+BOOL_RULES = (
+    "momentum_reset_each_epoch",
+    "update_after_last_epoch",
+    "first_batch_dense",
+    "sparse_output",
+    "drop_last_batch",
+    "decay_biases",
+    "rigl_skip_step_at_update",
+    "rigl_drop_noise",
+)
 NUMBER_RULES = ("dropout", "lr", "momentum", "weight_decay")
 
 
@@ -90,41 +99,108 @@ class Recipe:
             raise ConfigError(f"weight decay must not be negative; got {self.weight_decay}")
 
 
-_SET_COMMON = dict(regrow_positions="any-not-kept", prune_rule="reference-thresholds", rigl_prune_rule="rigl-magnitude",
-                   rigl_skip_step_at_update=False, rigl_drop_noise=False, lr=0.01, momentum=0.9)
+_SET_COMMON = dict(
+    regrow_positions="any-not-kept",
+    prune_rule="reference-thresholds",
+    rigl_prune_rule="rigl-magnitude",
+    rigl_skip_step_at_update=False,
+    rigl_drop_noise=False,
+    lr=0.01,
+    momentum=0.9,
+)
 
 RECIPES: dict[str, Recipe] = {
     "keras": Recipe(
-        "keras", weight_init="glorot-uniform", regrow_init="zero", threshold_values="all-entries",
-        weight_decay_mode="none", weight_decay=0.0, loss="cross-entropy", inputs="unit-range",
-        er_sampling="bernoulli", momentum_reset_each_epoch=True, update_after_last_epoch=True,
-        first_batch_dense=True, sparse_output=False, drop_last_batch=True, decay_biases=False,
-        dropout=0.3, **_SET_COMMON),
+        "keras",
+        weight_init="glorot-uniform",
+        regrow_init="zero",
+        threshold_values="all-entries",
+        weight_decay_mode="none",
+        weight_decay=0.0,
+        loss="cross-entropy",
+        inputs="unit-range",
+        er_sampling="bernoulli",
+        momentum_reset_each_epoch=True,
+        update_after_last_epoch=True,
+        first_batch_dense=True,
+        sparse_output=False,
+        drop_last_batch=True,
+        decay_biases=False,
+        dropout=0.3,
+        **_SET_COMMON,
+    ),
     "sparse-python": Recipe(
-        "sparse-python", weight_init="randn/10", regrow_init="randn/10", threshold_values="connections",
-        weight_decay_mode="decoupled-per-batch", weight_decay=2e-4, loss="mse-sigmoid-reference",
-        inputs="per-feature-standardise", er_sampling="with-replacement", momentum_reset_each_epoch=False,
-        update_after_last_epoch=False, first_batch_dense=False, sparse_output=True, drop_last_batch=True,
-        decay_biases=True, dropout=0.0, **_SET_COMMON),
+        "sparse-python",
+        weight_init="randn/10",
+        regrow_init="randn/10",
+        threshold_values="connections",
+        weight_decay_mode="decoupled-per-batch",
+        weight_decay=2e-4,
+        loss="mse-sigmoid-reference",
+        inputs="per-feature-standardise",
+        er_sampling="with-replacement",
+        momentum_reset_each_epoch=False,
+        update_after_last_epoch=False,
+        first_batch_dense=False,
+        sparse_output=True,
+        drop_last_batch=True,
+        decay_biases=True,
+        dropout=0.0,
+        **_SET_COMMON,
+    ),
     "sparsetopo-v0": Recipe(
-        "sparsetopo-v0", weight_init="he-uniform-sparse", regrow_init="he-uniform-sparse",
-        prune_rule="floor-per-sign", rigl_prune_rule="magnitude", threshold_values="connections",
+        "sparsetopo-v0",
+        weight_init="he-uniform-sparse",
+        regrow_init="he-uniform-sparse",
+        prune_rule="floor-per-sign",
+        rigl_prune_rule="magnitude",
+        threshold_values="connections",
         regrow_positions="empty-before-update",
-        weight_decay_mode="coupled", weight_decay=2e-4, loss="cross-entropy", inputs="global-standardise",
-        er_sampling="exact", momentum_reset_each_epoch=False, update_after_last_epoch=False,
-        first_batch_dense=False, sparse_output=False, drop_last_batch=False, decay_biases=True,
-        rigl_skip_step_at_update=False, rigl_drop_noise=False, dropout=0.0, lr=0.01, momentum=0.9),
+        weight_decay_mode="coupled",
+        weight_decay=2e-4,
+        loss="cross-entropy",
+        inputs="global-standardise",
+        er_sampling="exact",
+        momentum_reset_each_epoch=False,
+        update_after_last_epoch=False,
+        first_batch_dense=False,
+        sparse_output=False,
+        drop_last_batch=False,
+        decay_biases=True,
+        rigl_skip_step_at_update=False,
+        rigl_drop_noise=False,
+        dropout=0.0,
+        lr=0.01,
+        momentum=0.9,
+    ),
     # RigL's MNIST script trains with lr 0.2, Nesterov momentum and l2 1e-4 in the loss; those are
     # training settings, not topology rules, so this recipe keeps SGD at SET's defaults and the
     # topology rules of SparseRigLOptimizer (see docs/trainer.md).
     "rigl": Recipe(
-        "rigl", weight_init="glorot-uniform", regrow_init="zero", prune_rule="reference-thresholds",
+        "rigl",
+        weight_init="glorot-uniform",
+        regrow_init="zero",
+        prune_rule="reference-thresholds",
         rigl_prune_rule="rigl-magnitude",
-        threshold_values="connections", regrow_positions="any-not-kept", weight_decay_mode="coupled",
-        weight_decay=1e-4, loss="cross-entropy", inputs="unit-range", er_sampling="exact",
-        momentum_reset_each_epoch=False, update_after_last_epoch=False, first_batch_dense=False,
-        sparse_output=False, drop_last_batch=False, decay_biases=False, rigl_skip_step_at_update=True,
-        rigl_drop_noise=True, dropout=0.0, lr=0.01, momentum=0.9),
+        threshold_values="connections",
+        regrow_positions="any-not-kept",
+        weight_decay_mode="coupled",
+        weight_decay=1e-4,
+        loss="cross-entropy",
+        inputs="unit-range",
+        er_sampling="exact",
+        momentum_reset_each_epoch=False,
+        update_after_last_epoch=False,
+        first_batch_dense=False,
+        sparse_output=False,
+        drop_last_batch=False,
+        decay_biases=False,
+        rigl_skip_step_at_update=True,
+        rigl_drop_noise=True,
+        dropout=0.0,
+        lr=0.01,
+        momentum=0.9,
+    ),
 }
 RECIPES["keras-randn"] = replace(RECIPES["keras"], name="keras-randn", weight_init="randn/10")
 # The recipe each method follows unless told otherwise.

@@ -15,6 +15,7 @@ Masks are bool tensors in torch's Linear orientation (out, in); None means a den
 Without an explicit target density, erk and uniform use the overall density that er gives
 with the same epsilon, so the methods are comparable at equal parameter counts.
 """
+
 from __future__ import annotations
 
 import torch
@@ -94,7 +95,9 @@ def erk_counts(sizes: list[int], density: float, flags: list[bool]) -> list[int 
     return counts
 
 
-def layer_counts(sizes: list[int], init: str, epsilon: float, density: float | None, sparse_output: bool) -> list[int | None]:
+def layer_counts(
+    sizes: list[int], init: str, epsilon: float, density: float | None, sparse_output: bool
+) -> list[int | None]:
     """Connections per layer (None = dense layer) for an initial topology."""
     if init not in INITS:
         raise ConfigError(f"unknown initial topology '{init}'; choose one of: {', '.join(INITS)}")
@@ -128,9 +131,8 @@ def initial_masks(
         raise ConfigError(f"epsilon must be positive; got {epsilon}")
     counts = layer_counts(sizes, init, epsilon, density, sparse_output)
     if init == "er" and er_sampling != "exact":
-        return [None if c is None else er_mask(sizes[k + 1], sizes[k], epsilon, er_sampling, generator)
-                for k, c in enumerate(counts)]
-    return [
-        None if c is None else random_mask(sizes[k + 1], sizes[k], c, generator)
-        for k, c in enumerate(counts)
-    ]
+        return [
+            None if c is None else er_mask(sizes[k + 1], sizes[k], epsilon, er_sampling, generator)
+            for k, c in enumerate(counts)
+        ]
+    return [None if c is None else random_mask(sizes[k + 1], sizes[k], c, generator) for k, c in enumerate(counts)]

@@ -17,10 +17,11 @@ batch 100; see benchmarks/sparse_ops_bench.py):
 `dense_gradient` gives the full weight gradient (RigL's growth criterion) in row blocks so a
 layer whose dense form does not fit in memory can still be scored.
 """
+
 from __future__ import annotations
 
 import warnings
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
@@ -30,8 +31,13 @@ __all__ = ["SparseStructure", "sparse_linear", "dense_gradient"]
 # against dense references in tests/test_sparse_ops.py, so the warning would only be noise.
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)
-    torch.sparse_csr_tensor(torch.zeros(2, dtype=torch.int64), torch.zeros(0, dtype=torch.int64),
-                            torch.zeros(0), (1, 1), check_invariants=False)
+    torch.sparse_csr_tensor(
+        torch.zeros(2, dtype=torch.int64),
+        torch.zeros(0, dtype=torch.int64),
+        torch.zeros(0),
+        (1, 1),
+        check_invariants=False,
+    )
 
 
 class SparseStructure:
@@ -74,7 +80,7 @@ class SparseStructure:
         self._pattern: dict[torch.dtype, torch.Tensor] = {}
 
     @classmethod
-    def from_mask(cls, mask: torch.Tensor) -> "SparseStructure":
+    def from_mask(cls, mask: torch.Tensor) -> SparseStructure:
         """From a bool (n_out, n_in) mask (torch Linear orientation)."""
         if mask.dim() != 2:
             raise ValueError(f"mask must be 2-D (n_out, n_in), got shape {tuple(mask.shape)}")
@@ -103,7 +109,10 @@ class SparseStructure:
         """W^T (n_in, n_out) as a sparse CSR tensor: a gather of `values`, no re-sort."""
         # index_select, not values[perm]: advanced indexing is ~10x slower for a 1-D gather.
         return torch.sparse_csr_tensor(
-            self.t_crow, self.t_col, values.index_select(0, self.perm), (self.n_in, self.n_out),
+            self.t_crow,
+            self.t_col,
+            values.index_select(0, self.perm),
+            (self.n_in, self.n_out),
             check_invariants=False,
         )
 
@@ -165,9 +174,7 @@ class _SparseLinear(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_x = torch.sparse.mm(s.csr_t(values), grad_y.t()).t()
         if ctx.needs_input_grad[1]:
-            grad_values = torch.sparse.sampled_addmm(
-                s.pattern(grad_y.dtype), grad_y.t(), x, beta=0.0
-            ).values()
+            grad_values = torch.sparse.sampled_addmm(s.pattern(grad_y.dtype), grad_y.t(), x, beta=0.0).values()
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_bias = grad_y.sum(0)
         return grad_x, grad_values, grad_bias, None
@@ -215,4 +222,4 @@ def dense_gradient(
         raise ValueError(f"block must be positive, got {block}")
     gt = g2.t()
     for start in range(0, n_out, max(step, 1)):
-        yield start, gt[start:start + step] @ x2
+        yield start, gt[start : start + step] @ x2

@@ -1,4 +1,5 @@
 """`sparsetopo bi ...`: connecting BI tools (DBeaver, Tableau, ...) through Neo4j's JDBC driver."""
+
 from __future__ import annotations
 
 import typer
@@ -41,7 +42,9 @@ def url(
 
 @app.command("install-driver")
 def install_driver(
-    flavour: str = typer.Option("auto", "--flavour", help="full (with SQL translation), core, or auto (full, else core)."),
+    flavour: str = typer.Option(
+        "auto", "--flavour", help="full (with SQL translation), core, or auto (full, else core)."
+    ),
 ) -> None:
     """Gather the Neo4j JDBC driver from Maven Central into the cache (also installs it in ~/.m2)."""
     from sparsetopo.graphstore.bi import ensure_jdbc_driver, has_sql_translator, installed_flavour

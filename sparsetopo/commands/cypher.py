@@ -1,14 +1,15 @@
 """`sparsetopo cypher "QUERY"`: read-only Cypher with parameters."""
+
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
 
 def cypher(
     query: str = typer.Argument(..., help="The Cypher query; it runs in a read-only transaction."),
-    param: Optional[List[str]] = typer.Option(None, "--param", "-p", help="name=value (JSON values keep their type)."),
+    param: Optional[list[str]] = typer.Option(None, "--param", "-p", help="name=value (JSON values keep their type)."),
     as_json: bool = typer.Option(False, "--json", help="A JSON array with one object per row."),
     as_csv: bool = typer.Option(False, "--csv"),
 ) -> None:

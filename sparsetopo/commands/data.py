@@ -1,4 +1,5 @@
 """`sparsetopo data fetch|list`: the training data sets and their local, checksummed cache."""
+
 from __future__ import annotations
 
 import typer
@@ -12,11 +13,14 @@ _COLUMNS = ["dataset", "status", "source", "n_train", "n_test", "split", "path"]
 def fetch(
     name: str = typer.Argument(..., help="mnist or fashion-mnist (digits ships with scikit-learn)."),
     force: bool = typer.Option(False, "--force", help="Fetch again even if a verified copy is cached."),
-    canonical: bool = typer.Option(True, "--canonical/--no-canonical", help="Try the canonical download location first."),
+    canonical: bool = typer.Option(
+        True, "--canonical/--no-canonical", help="Try the canonical download location first."
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Download a data set once into the user's data directory, with checksums."""
-    from sparsetopo.trainer.data import check_name, dataset_dir, fetch as fetch_dataset
+    from sparsetopo.trainer.data import check_name, dataset_dir
+    from sparsetopo.trainer.data import fetch as fetch_dataset
 
     from ..output import emit_object
 
@@ -44,8 +48,17 @@ def list_datasets(as_json: bool = typer.Option(False, "--json"), as_csv: bool = 
     rows = []
     for name in DATASETS:
         if name == "digits":
-            rows.append({"dataset": name, "status": "built in", "source": "scikit-learn load_digits",
-                         "n_train": 1347, "n_test": 450, "split": DIGITS_SPLIT, "path": None})
+            rows.append(
+                {
+                    "dataset": name,
+                    "status": "built in",
+                    "source": "scikit-learn load_digits",
+                    "n_train": 1347,
+                    "n_test": 450,
+                    "split": DIGITS_SPLIT,
+                    "path": None,
+                }
+            )
             continue
         meta = verified_meta(name)
         d = dataset_dir(name)
@@ -53,6 +66,15 @@ def list_datasets(as_json: bool = typer.Option(False, "--json"), as_csv: bool = 
             status = "corrupt (will be fetched again)" if (d / "meta.json").exists() else "not fetched"
             rows.append({"dataset": name, "status": status, "path": str(d)})
         else:
-            rows.append({"dataset": name, "status": "cached", "source": meta["source"], "n_train": meta["n_train"],
-                         "n_test": meta["n_test"], "split": meta["split"], "path": str(d)})
+            rows.append(
+                {
+                    "dataset": name,
+                    "status": "cached",
+                    "source": meta["source"],
+                    "n_train": meta["n_train"],
+                    "n_test": meta["n_test"],
+                    "split": meta["split"],
+                    "path": str(d),
+                }
+            )
     emit(rows, _COLUMNS, as_json, as_csv, title="Data sets")

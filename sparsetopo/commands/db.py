@@ -1,4 +1,5 @@
 """`sparsetopo db start|stop|status`: the project's own Neo4j server."""
+
 from __future__ import annotations
 
 import typer
@@ -17,8 +18,8 @@ def _human_bytes(n: int) -> str:
 @app.command()
 def start() -> None:
     """Start the server (detached, 127.0.0.1 only) and wait until Bolt answers."""
-    from sparsetopo.graphstore.settings import external_settings
     from sparsetopo.graphstore.server import LocalServer
+    from sparsetopo.graphstore.settings import external_settings
 
     if external_settings():
         typer.echo(f"NEO4J_URI is set ({external_settings().uri}); that server is used and nothing is started.")
@@ -51,8 +52,14 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print a JSON obje
 
     ext = external_settings()
     if ext:
-        info = {"running": server_version(ext) is not None, "uri": ext.uri, "user": ext.user,
-                "password_file": None, "version": server_version(ext), "embedded": False}
+        info = {
+            "running": server_version(ext) is not None,
+            "uri": ext.uri,
+            "user": ext.user,
+            "password_file": None,
+            "version": server_version(ext),
+            "embedded": False,
+        }
     else:
         info = LocalServer().status()
     if as_json:

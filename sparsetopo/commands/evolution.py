@@ -1,4 +1,5 @@
 """`sparsetopo evolution RUN`: synapses alive, appeared and vanished per step and layer."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -19,7 +20,9 @@ def check_layer(run: dict, layer: int | None) -> None:
 
 def evolution(
     run: str = typer.Argument(..., help="The run id."),
-    layer: Optional[int] = typer.Option(None, "--layer", "-l", help="Only this weight layer (0 = input -> first hidden)."),
+    layer: Optional[int] = typer.Option(
+        None, "--layer", "-l", help="Only this weight layer (0 = input -> first hidden)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="A JSON array with one object per step and layer."),
     as_csv: bool = typer.Option(False, "--csv"),
 ) -> None:

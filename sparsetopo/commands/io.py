@@ -1,4 +1,5 @@
 """`sparsetopo import npz` and `sparsetopo export npz`: the paper's file format."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +14,9 @@ export_app = typer.Typer(no_args_is_help=True, help="Export topologies from the 
 
 @import_app.command("npz")
 def import_npz(
-    root: Path = typer.Argument(..., help="A snapshot directory (weight_l*.npz) or a run directory of epoch_XXX/ ones."),
+    root: Path = typer.Argument(
+        ..., help="A snapshot directory (weight_l*.npz) or a run directory of epoch_XXX/ ones."
+    ),
     run_id: str = typer.Option(..., "--run-id", help="The run these snapshots belong to."),
     name: str = typer.Option(None, help="A human name for the run."),
     method: str = typer.Option(None, help="How the topologies were made (e.g. set)."),

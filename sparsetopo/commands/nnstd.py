@@ -4,6 +4,7 @@ A network argument is a directory in the paper's format (weight_l*.npz) or
 RUN@STEP, a snapshot in the graph store. The computation lives in
 analysis.nnstd; this module only reads inputs, shows progress and prints.
 """
+
 from __future__ import annotations
 
 from contextlib import ExitStack
@@ -16,9 +17,11 @@ from ..output import json_text
 
 app = typer.Typer(no_args_is_help=True, help="Neural Network Sparse Topology Distance (NNSTD) between sparse networks.")
 
-_METHOD_HELP = ("exact: the authors' computation bit for bit (scipy's dense assignment); "
-                "sparse: the same optimal cost per layer from the shared-input pairs only, "
-                "much faster on large layers, but tied optima may be broken differently")
+_METHOD_HELP = (
+    "exact: the authors' computation bit for bit (scipy's dense assignment); "
+    "sparse: the same optimal cost per layer from the shared-input pairs only, "
+    "much faster on large layers, but tied optima may be broken differently"
+)
 
 
 def _parse_ref(spec: str) -> tuple[str, int] | None:
@@ -71,8 +74,9 @@ def pair(
     b: str = typer.Argument(..., help="Second network: a weight_l*.npz directory or RUN@STEP."),
     as_json: bool = typer.Option(False, "--json", help='Print {"distance": float, "layers": [float, ...]}.'),
     method: str = typer.Option("exact", "--method", help=_METHOD_HELP),
-    ties: bool = typer.Option(False, "--tie-sensitivity",
-                              help="Also report how layer distances move across several optimal matchings."),
+    ties: bool = typer.Option(
+        False, "--tie-sensitivity", help="Also report how layer distances move across several optimal matchings."
+    ),
 ) -> None:
     """NNSTD between two networks: the network distance and one distance per layer."""
     _check_method(method)
@@ -98,14 +102,18 @@ def pair(
     emit(rows, title=f"NNSTD({a}, {b}) [{method}]")
     if report is not None:
         verdict = "unambiguous" if report["distance_spread"] == 0 else "depends on tie-breaking"
-        typer.echo(f"tie-breaks {', '.join(report['tie_breaks'])}: the distance {verdict} "
-                   f"(range {min(report['distance']):.6g} .. {max(report['distance']):.6g})")
+        typer.echo(
+            f"tie-breaks {', '.join(report['tie_breaks'])}: the distance {verdict} "
+            f"(range {min(report['distance']):.6g} .. {max(report['distance']):.6g})"
+        )
 
 
 @app.command("matrix")
 def matrix(
     networks: list[str] = typer.Argument(..., help="Two or more networks: weight_l*.npz directories or RUN@STEP."),
-    as_json: bool = typer.Option(False, "--json", help='Print {"labels": [...], "distance": [[...]], "layers": [[[...]]]}.'),
+    as_json: bool = typer.Option(
+        False, "--json", help='Print {"labels": [...], "distance": [[...]], "layers": [[[...]]]}.'
+    ),
     as_csv: bool = typer.Option(False, "--csv", help="Print the distance matrix as CSV."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write a heatmap PNG (paper's Figure 4 style)."),
     method: str = typer.Option("exact", "--method", help=_METHOD_HELP),
@@ -143,8 +151,13 @@ def matrix(
     else:
         from ..output import emit
 
-        emit([{"network": label} | {other: v for other, v in zip(networks, row)}
-              for label, row in zip(networks, distance.tolist())], title=f"NNSTD ({method})")
+        emit(
+            [
+                {"network": label} | {other: v for other, v in zip(networks, row)}
+                for label, row in zip(networks, distance.tolist())
+            ],
+            title=f"NNSTD ({method})",
+        )
     if out is not None and not as_json and not as_csv:
         typer.echo(f"heatmap written to {out}", err=True)
 
@@ -152,7 +165,9 @@ def matrix(
 @app.command("evolution")
 def evolution(
     run_id: str = typer.Argument(..., help="A run in the graph store."),
-    reference: str = typer.Option("initial", "--reference", help="Compare each snapshot with the initial one or the previous one."),
+    reference: str = typer.Option(
+        "initial", "--reference", help="Compare each snapshot with the initial one or the previous one."
+    ),
     as_json: bool = typer.Option(False, "--json"),
     as_csv: bool = typer.Option(False, "--csv"),
     out: Optional[Path] = typer.Option(None, "--out", help="Plot path (default: nnstd_<run>_<reference>.png)."),
@@ -173,9 +188,19 @@ def evolution(
     from sparsetopo.analysis.heatmap import plot_evolution
 
     out = out or Path(f"nnstd_{run_id}_{reference}.png")
-    plot_evolution([r["step"] for r in rows], [r["distance"] for r in rows], [r["layers"] for r in rows], out,
-                   title=f"NNSTD of {run_id} to the {reference} snapshot ({method})")
-    emit(rows, ["step", "epoch", "reference_step", "distance", "layers"], as_json=as_json, as_csv=as_csv,
-         title=f"NNSTD of {run_id} to the {reference} snapshot")
+    plot_evolution(
+        [r["step"] for r in rows],
+        [r["distance"] for r in rows],
+        [r["layers"] for r in rows],
+        out,
+        title=f"NNSTD of {run_id} to the {reference} snapshot ({method})",
+    )
+    emit(
+        rows,
+        ["step", "epoch", "reference_step", "distance", "layers"],
+        as_json=as_json,
+        as_csv=as_csv,
+        title=f"NNSTD of {run_id} to the {reference} snapshot",
+    )
     if not as_json and not as_csv:
         typer.echo(f"stored {len(rows)} NNSTD relationship(s); plot written to {out}", err=True)

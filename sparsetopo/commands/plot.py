@@ -1,4 +1,5 @@
 """`sparsetopo plot RUN --out DIR`: PNG figures of how a run's wiring evolved."""
+
 from __future__ import annotations
 
 from pathlib import Path

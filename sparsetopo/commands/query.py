@@ -1,7 +1,8 @@
 """`sparsetopo query NAME`: run one of the named Cypher queries (graphstore/queries.py)."""
+
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
@@ -9,7 +10,7 @@ import typer
 def query(
     name: Optional[str] = typer.Argument(None, help="The query's name; see --list."),
     run: Optional[str] = typer.Option(None, "--run", "-r", help="The run id (sets parameter run_id)."),
-    param: Optional[List[str]] = typer.Option(None, "--param", "-p", help="name=value, repeatable."),
+    param: Optional[list[str]] = typer.Option(None, "--param", "-p", help="name=value, repeatable."),
     list_: bool = typer.Option(False, "--list", help="Describe every named query and its parameters."),
     as_json: bool = typer.Option(False, "--json", help="A JSON array with one object per row."),
     as_csv: bool = typer.Option(False, "--csv"),
@@ -22,12 +23,16 @@ def query(
     from ..output import emit
 
     if list_:
-        rows = [{
-            "name": q.name,
-            "description": q.description,
-            "parameters": ", ".join(
-                p.name + ("" if p.required else f"={p.default}" if p.default is not None else "=") for p in q.params),
-        } for q in QUERIES.values()]
+        rows = [
+            {
+                "name": q.name,
+                "description": q.description,
+                "parameters": ", ".join(
+                    p.name + ("" if p.required else f"={p.default}" if p.default is not None else "=") for p in q.params
+                ),
+            }
+            for q in QUERIES.values()
+        ]
         emit(rows, ["name", "parameters", "description"], as_json, as_csv, title="named queries")
         return
     if not name:
@@ -46,7 +51,9 @@ def query(
             from sparsetopo.graphstore.evolution import summaries_missing
 
             if summaries_missing(store, bound["run_id"]):
-                typer.echo(f"note: some steps of run '{bound['run_id']}' have no lifetime summaries yet, so "
-                           f"their evo columns are empty; `sparsetopo evolution {bound['run_id']}` computes them",
-                           err=True)
+                typer.echo(
+                    f"note: some steps of run '{bound['run_id']}' have no lifetime summaries yet, so "
+                    f"their evo columns are empty; `sparsetopo evolution {bound['run_id']}` computes them",
+                    err=True,
+                )
     emit(rows, None, as_json, as_csv, title=name)

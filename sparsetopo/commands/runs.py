@@ -1,4 +1,5 @@
 """`sparsetopo runs list|show|delete|check`."""
+
 from __future__ import annotations
 
 import typer
@@ -80,7 +81,13 @@ def check(
             typer.echo(f"run '{run_id}' is consistent with its per-step matrices")
     if not report["consistent"]:
         fixable = all(p["repairable"] for p in report["problems"])
-        typer.echo(f"Error: run '{run_id}' is inconsistent with its per-step matrices; "
-                   + ("`sparsetopo runs check --repair` can repair it" if fixable and not repair
-                      else "delete it and write it again from its files"), err=True)
+        typer.echo(
+            f"Error: run '{run_id}' is inconsistent with its per-step matrices; "
+            + (
+                "`sparsetopo runs check --repair` can repair it"
+                if fixable and not repair
+                else "delete it and write it again from its files"
+            ),
+            err=True,
+        )
         raise typer.Exit(1)

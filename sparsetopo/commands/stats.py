@@ -4,9 +4,11 @@ Network-wide numbers go onto (:Snapshot) and per-layer numbers onto (:LayerSnaps
 as flat properties prefixed `stat_` so BI tools see them as columns next to the
 writer's own properties.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 
 import typer
 
@@ -14,12 +16,26 @@ from ..context import int64_option
 
 PREFIX = "stat_"
 # The human table shows a few columns under short headers (80-column terminals); --json/--csv show all.
-SUMMARY = {"step": "step", "n_synapses": "synapses", "in_degree_gini": "in-deg. Gini",
-           "n_inputs_without_path": "dead inputs", "n_outputs_unreached": "unfed outputs",
-           "components": "parts", "kcore_max": "max core", "assortativity": "assort."}
-LAYER_SUMMARY = {"layer": "layer", "nnz": "nnz", "density": "density", "out_degree_gini": "out Gini",
-                 "in_degree_gini": "in Gini", "n_inputs_without_outputs": "idle inputs",
-                 "n_outputs_without_inputs": "unfed outputs", "assortativity": "assort."}
+SUMMARY = {
+    "step": "step",
+    "n_synapses": "synapses",
+    "in_degree_gini": "in-deg. Gini",
+    "n_inputs_without_path": "dead inputs",
+    "n_outputs_unreached": "unfed outputs",
+    "components": "parts",
+    "kcore_max": "max core",
+    "assortativity": "assort.",
+}
+LAYER_SUMMARY = {
+    "layer": "layer",
+    "nnz": "nnz",
+    "density": "density",
+    "out_degree_gini": "out Gini",
+    "in_degree_gini": "in Gini",
+    "n_inputs_without_outputs": "idle inputs",
+    "n_outputs_without_inputs": "unfed outputs",
+    "assortativity": "assort.",
+}
 
 
 def _prefixed(stats: dict) -> dict:
@@ -27,15 +43,16 @@ def _prefixed(stats: dict) -> dict:
 
 
 def _unprefixed(props: dict) -> dict:
-    return {k[len(PREFIX):]: v for k, v in props.items() if k.startswith(PREFIX)}
+    return {k[len(PREFIX) :]: v for k, v in props.items() if k.startswith(PREFIX)}
 
 
 def _short(value):
     return float(f"{value:.3g}") if isinstance(value, float) else value
 
 
-def compute_run_statistics(store, run_id: str, hubs: int = 5, recompute: bool = False,
-                           progress: Callable[[int, int], None] | None = None) -> int:
+def compute_run_statistics(
+    store, run_id: str, hubs: int = 5, recompute: bool = False, progress: Callable[[int, int], None] | None = None
+) -> int:
     """Compute and store the statistics of every snapshot lacking them; returns how many were computed."""
     from sparsetopo.analysis.structure import snapshot_statistics
 
@@ -54,8 +71,9 @@ def compute_run_statistics(store, run_id: str, hubs: int = 5, recompute: bool = 
 
 def stats(
     run: str = typer.Argument(..., help="The run id."),
-    step: Optional[int] = typer.Option(None, "--step", "-s", help="Show one snapshot in full, network and per layer.",
-                                       callback=int64_option),
+    step: Optional[int] = typer.Option(
+        None, "--step", "-s", help="Show one snapshot in full, network and per layer.", callback=int64_option
+    ),
     hubs: int = typer.Option(5, "--hubs", min=0, help="How many hub neurons to record per layer."),
     recompute: bool = typer.Option(False, "--recompute", help="Recompute snapshots that have statistics already."),
     as_json: bool = typer.Option(False, "--json", help="JSON: an array per step, or one object with --step."),
@@ -87,15 +105,25 @@ def stats(
             emit(rows, None, as_json, as_csv, title=f"structure of run {run}")
             return
         network = {"step": step} | next(_unprefixed(s) for s in snaps if s["step"] == step)
-        layers = [{"layer": r["layer"]} | _unprefixed(r["props"]) for r in store.read(
-            "MATCH (l:LayerSnapshot {run_id: $run, step: $step}) RETURN l.layer AS layer, properties(l) AS props "
-            "ORDER BY layer", {"run": run, "step": step})]
+        layers = [
+            {"layer": r["layer"]} | _unprefixed(r["props"])
+            for r in store.read(
+                "MATCH (l:LayerSnapshot {run_id: $run, step: $step}) RETURN l.layer AS layer, properties(l) AS props "
+                "ORDER BY layer",
+                {"run": run, "step": step},
+            )
+        ]
     if as_json:
         emit_object({"step": step, "network": network, "layers": layers}, as_json=True)
     elif as_csv:
-        emit([{"scope": "network"} | network] + [{"scope": f"layer {r['layer']}", "step": step} | r for r in layers],
-             None, as_csv=True)
+        emit(
+            [{"scope": "network"} | network] + [{"scope": f"layer {r['layer']}", "step": step} | r for r in layers],
+            None,
+            as_csv=True,
+        )
     else:
         emit_object(network, title=f"run {run}, step {step}: whole network")
-        emit([{label: _short(r.get(key)) for key, label in LAYER_SUMMARY.items()} for r in layers],
-             title=f"run {run}, step {step}: per weight layer (all columns: --json)")
+        emit(
+            [{label: _short(r.get(key)) for key, label in LAYER_SUMMARY.items()} for r in layers],
+            title=f"run {run}, step {step}: per weight layer (all columns: --json)",
+        )
