@@ -20,11 +20,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._server import benchmark_store
-from sparsetopo.commands.stats import compute_run_statistics
 from sparsetopo.graphstore.model import RunInfo
 from sparsetopo.graphstore.synthetic import synthetic_run
 from sparsetopo.report import render
 from sparsetopo.report_data import gather
+from sparsetopo.statistics import compute_run_statistics
 
 SIZES = [784, 300, 100, 10]
 

@@ -288,7 +288,7 @@ def markdown() -> str:
         "Generated from `graphstore/queries.py` by `python -m sparsetopo.graphstore.queries > docs/cypher.md`;"
         " a test fails when this page and the code disagree.",
         "",
-        "Run any of them with `sparsetopo query NAME --run RUN [--param k=v ...]`, list them with"
+        "Run any of them with `sparsetopo query NAME RUN [--param k=v ...]`, list them with"
         " `sparsetopo query --list`, or paste them into Neo4j Browser or cypher-shell after setting"
         " the parameters, e.g. `:params {run_id: 'my-run', layer: null}` in Browser or"
         " `:param {run_id: 'my-run', layer: null}` in cypher-shell. Every parameter must be set;"

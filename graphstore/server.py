@@ -469,3 +469,21 @@ def server_version(settings: ConnectionSettings) -> str | None:
             return f"{records[0]['v']} {records[0]['e']}" if records else None
     except Exception:  # noqa: BLE001 - status must not fail because the server is busy
         return None
+
+
+def server_status() -> dict:
+    """What `sparsetopo db status` shows: the external server's (NEO4J_URI) or the project's own."""
+    from .settings import external_settings
+
+    ext = external_settings()
+    if ext is None:
+        return LocalServer().status()
+    version = server_version(ext)
+    return {
+        "running": version is not None,
+        "uri": ext.uri,
+        "user": ext.user,
+        "password_file": None,
+        "version": version,
+        "embedded": False,
+    }

@@ -18,7 +18,7 @@ root = sys.argv[1]
 for s in synthetic_run("generated", [784, 100, 100, 10], 0.05, 0.3, 5, seed=0, dense_last=True):
     write_snapshot_dir(s, f"{root}/epoch_{s.step:03d}")
 PY
-$ST import npz "$OUT/generated_run" --run-id generated --method synthetic-set
+$ST import npz "$OUT/generated_run" --run-id generated --method set --name "synthetic SET-like run"
 $ST runs list
 echo "==> synapses that appeared and vanished per step (Cypher)"
 $ST cypher 'MATCH (s:Snapshot {run_id: $run})-[:HAS_LAYER]->(l:LayerSnapshot)
@@ -32,7 +32,7 @@ $ST train --dataset digits --method set --epsilon 10 --epochs 8 --hidden 128,128
 echo "==> structural statistics, evolution, NNSTD to the initial topology"
 $ST stats digits-set
 $ST evolution digits-set
-$ST nnstd evolution digits-set --reference initial --out "$OUT/nnstd_evolution.png"
+$ST nnstd evolution digits-set --reference initial --figure "$OUT/nnstd_evolution.png"
 echo "==> a self-contained HTML report"
 $ST report digits-set generated --out "$OUT/report.html"
 echo "main job done: $OUT/report.html"

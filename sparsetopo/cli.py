@@ -70,24 +70,43 @@ def user_error_message(exc: BaseException) -> str | None:
 def main() -> None:
     import logging
 
+    from typer._click import exceptions as click_errors
+
     # The driver logs every retry of a transaction and every lost connection; the error that
     # ends them is what the user needs, as one sentence.
     logging.getLogger("neo4j").setLevel(logging.CRITICAL)
     try:
-        app()
+        # Not standalone: usage errors come here and are printed as one sentence, like ours.
+        code = app(standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:
+        typer.echo(exc.format_message())
+        sys.exit(exc.exit_code)
+    except click_errors.UsageError as exc:
+        message = exc.format_message().replace("Value error, ", "").rstrip(".")
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        typer.echo(f"Error: {message}{hint}.", err=True)
+        sys.exit(exc.exit_code)
+    except click_errors.ClickException as exc:
+        typer.echo(f"Error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("Aborted; nothing was changed.", err=True)
+        sys.exit(1)
     except KeyboardInterrupt:
-        import signal
-
-        # More Ctrl-C while the interpreter shuts down would kill it by the signal (status -2, not 130).
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        typer.echo("interrupted; everything stored so far is complete.", err=True)
-        sys.exit(130)
+        code = 130
     except Exception as exc:
         message = user_error_message(exc)
         if message is None:
             raise
         typer.echo(f"Error: {message}", err=True)
         sys.exit(1)
+    if code == 130:  # Typer turns Ctrl-C into exit status 130
+        import signal
+
+        # More Ctrl-C while the interpreter shuts down would kill it by the signal (status -2, not 130).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        typer.echo("interrupted; everything stored so far is complete.", err=True)
+    sys.exit(code or 0)
 
 
 if __name__ == "__main__":

@@ -357,3 +357,45 @@ def run_experiment(
                 if progress:
                     progress(done, total, run_id)
     return state
+
+
+def run_paper_experiment(
+    store, scale: str, part: str, out: Path, jobs: int, workers: int | None, log: Log, progress
+) -> dict:
+    """`experiment paper`: train what is missing, analyse, write results.md/json and report.html under `out`.
+
+    `progress(description)` is a context manager yielding update(done, total)."""
+    import shlex
+    import time
+
+    from .errors import UsageError
+    from .experiment_results import analyse, verdicts
+    from .experiment_writeup import write_outputs
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    command = " ".join(
+        ["sparsetopo", "experiment", "paper", "--scale", scale, "--part", part, "--out", shlex.quote(str(out))]
+        + (["--jobs", str(jobs)] if jobs > 1 else [])
+    )
+    started = time.perf_counter()
+    with progress(f"paper ({scale}): runs") as update:
+        state = run_experiment(
+            store, SCALES[scale], out, log, progress=lambda n, total, _name: update(n, total), part=part, jobs=jobs
+        )
+    if state.failed:
+        raise UsageError(
+            f"{len(state.failed)} run(s) failed ({', '.join(state.failed)}); run the command again to train them"
+        )
+    findings = analyse(store, state, log, workers)
+    paths = write_outputs(store, state, findings, time.perf_counter() - started, command, log)
+    held = verdicts(findings)
+    return {
+        "results": str(paths["results"]),
+        "json": str(paths["json"]),
+        "report": str(paths["report"]),
+        "verdicts": held,
+        "held": held.count("held"),
+    }

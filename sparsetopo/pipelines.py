@@ -6,10 +6,8 @@ from pathlib import Path
 
 from sparsetopo.graphstore.model import RunInfo
 
-from .progress import progress_bar
 
-
-def import_npz_run(store, root: Path, run_id: str, name=None, method=None, dataset=None) -> dict:
+def import_npz_run(store, root: Path, run_id: str, name=None, method=None, dataset=None, progress=None) -> dict:
     """Import a paper-format snapshot or run directory; idempotent, one transaction per step."""
     from sparsetopo.graphstore.errors import check_run_id
     from sparsetopo.graphstore.npz_io import epoch_dirs, is_snapshot_dir, read_run_dir
@@ -31,13 +29,13 @@ def import_npz_run(store, root: Path, run_id: str, name=None, method=None, datas
         )
     )
     written = skipped = 0
-    with progress_bar(f"importing {run_id}") as update:
-        for n, snap in enumerate(_chain(first, snapshots), start=1):
-            if store.write_snapshot(snap):
-                written += 1
-            else:
-                skipped += 1
-            update(n, total)
+    for n, snap in enumerate(_chain(first, snapshots), start=1):
+        if store.write_snapshot(snap):
+            written += 1
+        else:
+            skipped += 1
+        if progress:
+            progress(n, total)
     store.set_run_status(run_id, "completed")
     return {"written": written, "skipped": skipped, "architecture": first.architecture}
 

@@ -27,7 +27,7 @@ def populate(store, with_stats: bool = True) -> list[str]:
             store.write_snapshot(snap)
         store.set_run_status(run_id, "completed")
     if with_stats:
-        from sparsetopo.commands.stats import compute_run_statistics
+        from sparsetopo.statistics import compute_run_statistics
 
         compute_run_statistics(store, "set-a")
     store.write_nnstd("set-a", 0, "set-a", 5, 0.123, [0.1, 0.146], "exact")

@@ -45,7 +45,7 @@ def test_import_export_round_trip_and_runs_commands(store, cli, tmp_path):
     assert [s["test_accuracy"] for s in shown["snapshots"]] == pytest.approx([0.5, 0.6, 0.7, 0.8])
     for step, s in enumerate(snaps):
         out = tmp_path / f"out{step}"
-        r = cli("export", "npz", "paper", "--step", step, "--out", out)
+        r = cli("export", "npz", f"paper@{step}", "--out", out)
         assert r.exit_code == 0, r.stderr
         again = read_snapshot_dir(out, run_id="x", step=s.step)
         assert snapshots_equal(again, s)
@@ -103,7 +103,7 @@ def test_unknown_run(store, cli, tmp_path):
     for args in (
         ["runs", "show", "ghost"],
         ["runs", "delete", "ghost", "--yes"],
-        ["export", "npz", "ghost", "--step", "0", "--out", tmp_path / "o"],
+        ["export", "npz", "ghost@0", "--out", tmp_path / "o"],
     ):
         assert "no run 'ghost'" in _one_line_error(cli(*args))
 

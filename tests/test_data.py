@@ -124,9 +124,14 @@ def test_unknown_data_sets_are_one_sentence_errors():
     from sparsetopo.cli import app
 
     result = CliRunner().invoke(app, ["data", "fetch", "cifar"])
-    assert result.exit_code != 0
-    assert isinstance(result.exception, DatasetError)
-    assert str(result.exception) == "unknown data set 'cifar'; choose one of: mnist, fashion-mnist"
+    assert result.exit_code == 2 and "cifar" in result.output  # the parser's usage error
+    from sparsetopo.errors import UsageError
+    from sparsetopo.workspace import Workspace
+
+    with pytest.raises(UsageError, match=r"^unknown data set 'cifar'; choose one of: mnist, fashion-mnist$"):
+        Workspace().fetch_dataset("cifar")
+    with pytest.raises(DatasetError, match="unknown data set 'cifar'"):
+        data.check_name("cifar")
 
 
 @pytest.mark.slow
@@ -143,13 +148,16 @@ def test_fetching_real_mnist_and_recovering_from_a_truncated_cache(tmp_path):
     np.testing.assert_array_equal(again.x_train, ds.x_train)
 
 
-def test_the_cli_prints_the_sentence_and_exits_with_status_1():
+def test_the_cli_prints_the_sentence_and_exits_with_status_2():
     import subprocess
     import sys
 
     proc = subprocess.run(
         [sys.executable, "-m", "sparsetopo.cli", "data", "fetch", "cifar"], capture_output=True, text=True
     )
-    assert proc.returncode == 1
-    assert proc.stderr.strip() == "Error: unknown data set 'cifar'; choose one of: mnist, fashion-mnist"
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "Error: Invalid value for 'DATASET': 'cifar' is not one of 'mnist', 'fashion-mnist' "
+        "(see `python -m sparsetopo.cli data fetch --help`)."
+    )
     assert "Traceback" not in proc.stderr

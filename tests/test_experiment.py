@@ -82,5 +82,8 @@ def test_tiny_experiment_stores_everything_and_resumes(store, cli, tmp_path):
 
 def test_unknown_scale_is_one_sentence(cli, tmp_path):
     r = cli("experiment", "paper", "--scale", "huge", "--out", tmp_path)
-    assert r.exit_code == 1
-    assert r.stderr.strip() == "Error: unknown scale 'huge'; choose one of: paper, here, small, tiny"
+    assert r.exit_code == 2
+    assert r.stderr.strip() == (
+        "Error: Invalid value for '--scale': 'huge' is not one of 'tiny', 'small', 'here', 'paper' "
+        "(see `python -m sparsetopo.cli experiment paper --help`)."
+    )

@@ -27,9 +27,10 @@ def run_cli(*args):
     )
 
 
-def one_line_error(result) -> str:
+def one_line_error(result, status: int = 1) -> str:
+    """The one error line; status 1 for a mistake in a value, 2 for one the command line parser finds."""
     code = result.returncode if hasattr(result, "returncode") else result.exit_code
-    assert code == 1, (result.stdout, result.stderr)
+    assert code == status, (result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
     return lines[0]
@@ -67,7 +68,7 @@ def test_matrix_json_csv_and_heatmap(tmp_path):
     nets = [make_network(s) for s in range(3)]
     dirs = [write_dir(tmp_path, f"n{k}", net, k) for k, net in enumerate(nets)]
     png = tmp_path / "heat.png"
-    r = run_cli("nnstd", "matrix", *dirs, "--json", "--out", png, "--workers", "2")
+    r = run_cli("nnstd", "matrix", *dirs, "--json", "--figure", png, "--workers", "2")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert list(out) == ["labels", "distance", "layers"]
@@ -91,7 +92,9 @@ def test_user_mistakes_are_one_sentence(tmp_path):
     assert "different input sizes" in one_line_error(run_cli("nnstd", "pair", a, wide_input))
     assert "neither a directory" in one_line_error(run_cli("nnstd", "pair", a, tmp_path / "missing"))
     assert "must be an integer" in one_line_error(run_cli("nnstd", "pair", a, "run@last"))
-    assert "unknown method" in one_line_error(run_cli("nnstd", "pair", a, a, "--method", "quick"))
+    assert "'quick' is not one of 'exact', 'sparse'" in one_line_error(
+        run_cli("nnstd", "pair", a, a, "--solver", "quick"), status=2
+    )
     assert "at least two" in one_line_error(run_cli("nnstd", "matrix", a))
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -133,7 +136,7 @@ def test_pair_reads_run_at_step_from_the_store(store, cli, tmp_path):
 def test_evolution_stores_nnstd_relationships(store, cli, tmp_path, reference):
     nets = _store_run(store, "evo", steps=4, seed=5)
     plot = tmp_path / "evo.png"
-    r = cli("nnstd", "evolution", "evo", "--reference", reference, "--json", "--out", plot)
+    r = cli("nnstd", "evolution", "evo", "--reference", reference, "--json", "--figure", plot)
     assert r.exit_code == 0, r.stderr
     rows = json.loads(r.stdout)
     refs = [0, 0, 0] if reference == "initial" else [0, 1, 2]
@@ -151,7 +154,7 @@ def test_evolution_stores_nnstd_relationships(store, cli, tmp_path, reference):
     assert all(s["method"] == "exact" for s in stored)
     assert plot.read_bytes()[:4] == b"\x89PNG"
     # running it again updates, never duplicates
-    cli("nnstd", "evolution", "evo", "--reference", reference, "--json", "--out", plot)
+    cli("nnstd", "evolution", "evo", "--reference", reference, "--json", "--figure", plot)
     assert store.read("MATCH (:Snapshot {run_id: 'evo'})-[d:NNSTD]->() RETURN count(d) AS n")[0]["n"] == 3
 
 
@@ -161,4 +164,11 @@ def test_evolution_errors(store, cli):
     _store_run(store, "single", steps=1)
     assert "at least two" in one_line_error(cli("nnstd", "evolution", "single"))
     _store_run(store, "ok", steps=2)
-    assert "unknown reference" in one_line_error(cli("nnstd", "evolution", "ok", "--reference", "first"))
+    assert "'first' is not one of 'initial', 'previous'" in one_line_error(
+        cli("nnstd", "evolution", "ok", "--reference", "first"), status=2
+    )
+    from sparsetopo.errors import UsageError
+    from sparsetopo.workspace import Workspace
+
+    with pytest.raises(UsageError, match="unknown reference 'first'; choose one of: initial, previous"):
+        Workspace().nnstd_evolution("ok", reference="first")

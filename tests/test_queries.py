@@ -62,33 +62,33 @@ def test_query_command(store, cli):
     assert r.exit_code == 0, r.stderr
     assert [q["name"] for q in json.loads(r.stdout)] == list(QUERIES)
 
-    r = cli("query", "degrees", "--run", "q", "--param", "step=2", "--json")
+    r = cli("query", "degrees", "q", "--param", "step=2", "--json")
     assert r.exit_code == 0, r.stderr
     m = store.read_snapshot("q", 2).layers[0]
     want = {i: int(d) for i, d in enumerate((m != 0).sum(axis=1).A1) if d}
     assert {row["neuron"]: row["degree"] for row in json.loads(r.stdout)} == want
 
-    r = cli("query", "appeared_at", "--run", "q", "-p", "step=1", "-p", "limit=3", "--csv")
+    r = cli("query", "appeared_at", "q", "-p", "step=1", "-p", "limit=3", "--csv")
     assert r.exit_code == 0, r.stderr
     lines = r.stdout.strip().splitlines()
     assert lines[0] == "layer,source,target,weight_born,died" and len(lines) == 4
 
     # summaries missing: the query still answers, and says how to fill them
-    r = cli("query", "lifetimes", "--run", "q", "--json")
+    r = cli("query", "lifetimes", "q", "--json")
     assert r.exit_code == 0 and json.loads(r.stdout) == [] and "sparsetopo evolution q" in r.stderr
     assert cli("evolution", "q").exit_code == 0
-    r = cli("query", "lifetimes", "--run", "q", "--json")
+    r = cli("query", "lifetimes", "q", "--json")
     assert r.exit_code == 0 and json.loads(r.stdout) and r.stderr == ""
 
     # a value that looks like Cypher stays a value
-    r = cli("query", "evolution", "--run", "q' OR 1=1 //", "--json")
+    r = cli("query", "evolution", "q' OR 1=1 //", "--json")
     assert r.exit_code == 1 and "there is no run" in r.stderr
 
     for args, message in [
-        (("query", "nope", "--run", "q"), "Error: there is no query named 'nope'"),
-        (("query", "degrees", "--run", "q"), "Error: query 'degrees' needs parameter 'step'"),
-        (("query", "degrees", "--run", "q", "-p", "step"), "Error: --param expects name=value"),
-        (("query", "degrees", "--run", "zz", "-p", "step=1"), "Error: there is no run 'zz'"),
+        (("query", "nope", "q"), "Error: there is no query named 'nope'"),
+        (("query", "degrees", "q"), "Error: query 'degrees' needs parameter 'step'"),
+        (("query", "degrees", "q", "-p", "step"), "Error: --param expects name=value"),
+        (("query", "degrees", "zz", "-p", "step=1"), "Error: there is no run 'zz'"),
         (("query",), "Error: give a query name, or --list"),
     ]:
         r = cli(*args)

@@ -120,10 +120,10 @@ def _cli_run(*args):
 @pytest.mark.parametrize(
     "args",
     [
-        ("export", "npz", "r", "--step", 2**64, "--out", "OUT"),
-        ("stats", "r", "--step", 2**63),
-        ("query", "ages", "--run", "r", "--param", f"step={2**64}"),
-        ("query", "ages", "--run", "r", "-p", f"step={-(2**63) - 1}"),
+        ("export", "npz", f"r@{2**64}", "--out", "OUT"),
+        ("stats", f"r@{2**63}"),
+        ("query", "ages", "r", "--param", f"step={2**64}"),
+        ("query", "ages", "r", "-p", f"step={-(2**63) - 1}"),
         ("cypher", "RETURN $n AS n", "-p", f"n=[1, {2**70}]"),
     ],
 )

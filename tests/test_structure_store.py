@@ -50,17 +50,17 @@ def test_stats_are_stored_as_flat_properties(store, cli, run):
 
 
 def test_stats_one_step_and_errors(store, cli, run):
-    r = cli("stats", run, "--step", "2", "--json")
+    r = cli("stats", f"{run}@2", "--json")
     assert r.exit_code == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["step"] == 2 and len(out["layers"]) == len(SIZES) - 1
     assert out["layers"][1]["n_in"] == SIZES[1] and out["network"]["n_neurons"] == sum(SIZES)
-    r = cli("stats", run, "--step", "2", "--csv")
+    r = cli("stats", f"{run}@2", "--csv")
     assert r.exit_code == 0 and len(r.stdout.strip().splitlines()) == 1 + 1 + len(SIZES) - 1
     r = cli("stats", run)  # the human table
     assert r.exit_code == 0 and "synapses" in r.stdout
     assert str(store.list_snapshots(run)[-1]["n_synapses"]) in r.stdout and "…" not in r.stdout
-    r = cli("stats", run, "--step", "9")
+    r = cli("stats", f"{run}@9")
     assert r.exit_code == 1 and r.stderr.strip() == "Error: run 'st' has no snapshot at step 9"
     r = cli("stats", "missing")
     assert r.exit_code == 1 and r.stderr.strip().startswith("Error: there is no run 'missing'")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from ..choices import Flavour
+
 app = typer.Typer(no_args_is_help=True, help="Connect BI tools to the graph store through Neo4j's JDBC driver.")
 
 
@@ -13,26 +15,12 @@ def url(
     show_password: bool = typer.Option(False, "--show-password", help="Print the password itself."),
 ) -> None:
     """JDBC URL, driver class, user and password location of the server in use, and where the driver's jars are."""
-    from sparsetopo.graphstore.bi import connection_info
-    from sparsetopo.graphstore.server import LocalServer
-    from sparsetopo.graphstore.settings import external_settings
+    from ..output import json_text
+    from ..workspace import Workspace
 
-    from ..errors import UsageError
-    from ..output import emit_object
-
-    settings = external_settings()
-    password_file = None
-    if settings is None:
-        server = LocalServer()
-        if not server.bolt_port or not server.password_file.exists():
-            raise UsageError("the project's Neo4j server has not been created yet; run `sparsetopo db start` first")
-        settings = server.settings()
-        password_file = str(server.password_file)
-    info = connection_info(settings, password_file)
-    if show_password:
-        info["password"] = settings.password
+    info = Workspace().bi_url(show_password=show_password)
     if as_json:
-        emit_object(info, as_json=True)
+        print(json_text(info))
         return
     # Plain lines, never truncated: the URL is meant to be copied into a connection dialog.
     width = max(map(len, info))
@@ -42,14 +30,14 @@ def url(
 
 @app.command("install-driver")
 def install_driver(
-    flavour: str = typer.Option(
-        "auto", "--flavour", help="full (with SQL translation), core, or auto (full, else core)."
+    flavour: Flavour = typer.Option(
+        Flavour.auto, "--flavour", help="full (with SQL translation), core, or auto (full, else core)."
     ),
 ) -> None:
     """Gather the Neo4j JDBC driver from Maven Central into the cache (also installs it in ~/.m2)."""
     from sparsetopo.graphstore.bi import ensure_jdbc_driver, has_sql_translator, installed_flavour
 
     typer.echo("gathering the Neo4j JDBC driver with Maven...", err=True)
-    lib = ensure_jdbc_driver(flavour)
+    lib = ensure_jdbc_driver(flavour.value)
     translator = "with" if has_sql_translator(lib) else "without"
     typer.echo(f"{lib} ({installed_flavour(lib)} driver, {translator} SQL translation)")

@@ -6,18 +6,19 @@ from typing import Optional
 
 import typer
 
+from ._common import csv_option, emit_result, json_option, workspace
+
 
 def cypher(
-    query: str = typer.Argument(..., help="The Cypher query; it runs in a read-only transaction."),
+    query: str = typer.Argument(..., metavar="QUERY", help="The Cypher query; it runs in a read-only transaction."),
     param: Optional[list[str]] = typer.Option(None, "--param", "-p", help="name=value (JSON values keep their type)."),
-    as_json: bool = typer.Option(False, "--json", help="A JSON array with one object per row."),
-    as_csv: bool = typer.Option(False, "--csv"),
+    as_json: bool = json_option("an array, one object per row"),
+    as_csv: bool = csv_option(),
 ) -> None:
     """Run a read-only Cypher query; writes, administration commands and procedures are refused."""
-    from ..context import open_store, parse_params
-    from ..output import emit
+    from ..context import parse_params
 
     params = parse_params(param)
-    with open_store() as store:
-        rows = store.query(query, params)
-    emit(rows, None, as_json, as_csv)
+    with workspace() as ws:
+        rows = ws.cypher(query, params)
+    emit_result(rows, as_json, as_csv)

@@ -45,29 +45,16 @@ def stop() -> None:
 @app.command()
 def status(as_json: bool = typer.Option(False, "--json", help="Print a JSON object.")) -> None:
     """URI, version, pid, data directory and store size of the server in use."""
-    from sparsetopo.graphstore.server import LocalServer, server_version
-    from sparsetopo.graphstore.settings import external_settings
+    from ..output import emit_object, json_text
+    from ..workspace import Workspace
 
-    from ..output import emit_object
-
-    ext = external_settings()
-    if ext:
-        info = {
-            "running": server_version(ext) is not None,
-            "uri": ext.uri,
-            "user": ext.user,
-            "password_file": None,
-            "version": server_version(ext),
-            "embedded": False,
-        }
-    else:
-        info = LocalServer().status()
+    info = Workspace().db_status()
     if as_json:
-        emit_object(info, as_json=True)
-        return
-    shown = dict(info)
-    if "store_size_bytes" in shown:
-        shown["store_size"] = _human_bytes(shown.pop("store_size_bytes"))
-    emit_object(shown, title="Neo4j")
+        print(json_text(info))
+    else:
+        shown = dict(info)
+        if "store_size_bytes" in shown:
+            shown["store_size"] = _human_bytes(shown.pop("store_size_bytes"))
+        emit_object(shown, title="Neo4j")
     if not info["running"]:
         raise typer.Exit(3)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
-from ..context import int64_option
+from ..choices import Dataset, Method
+from ._common import emit_result, json_option, snapshot_argument, workspace
 
 import_app = typer.Typer(no_args_is_help=True, help="Import topologies into the graph store.")
 export_app = typer.Typer(no_args_is_help=True, help="Export topologies from the graph store.")
@@ -14,58 +16,39 @@ export_app = typer.Typer(no_args_is_help=True, help="Export topologies from the 
 
 @import_app.command("npz")
 def import_npz(
-    root: Path = typer.Argument(
-        ..., help="A snapshot directory (weight_l*.npz) or a run directory of epoch_XXX/ ones."
+    path: Path = typer.Argument(
+        ..., metavar="DIR", help="A snapshot directory (weight_l*.npz) or a run directory of epoch_XXX/ ones."
     ),
-    run_id: str = typer.Option(..., "--run-id", help="The run these snapshots belong to."),
-    name: str = typer.Option(None, help="A human name for the run."),
-    method: str = typer.Option(None, help="How the topologies were made (e.g. set)."),
-    dataset: str = typer.Option(None),
+    run_id: Optional[str] = typer.Option(
+        None, "--run-id", help="The run to create or extend (default: the directory's name)."
+    ),
+    name: Optional[str] = typer.Option(None, "--name", help="A human name for the run."),
+    method: Optional[Method] = typer.Option(None, "--method", help="The training method that made the topologies."),
+    dataset: Optional[Dataset] = typer.Option(None, "--dataset", help="The data set they were trained on."),
+    as_json: bool = json_option('{"run_id", "written", "skipped", "architecture"}'),
 ) -> None:
     """Import the paper's .npz topologies; each epoch directory becomes a step, in epoch order."""
-    from ..context import open_store
-    from ..pipelines import import_npz_run
-
-    with open_store() as store:
-        try:
-            summary = import_npz_run(store, root, run_id, name=name, method=method, dataset=dataset)
-        except KeyboardInterrupt:
-            _mark_ended(store, run_id, "interrupted")
-            raise
-        except Exception as exc:
-            from sparsetopo.graphstore.errors import RunConflictError
-
-            if not isinstance(exc, RunConflictError):  # a refusal does not touch the run it refused
-                _mark_ended(store, run_id, "failed")
-            raise
+    with workspace() as ws:
+        summary = ws.import_npz(path, run_id=run_id, name=name, method=method, dataset=dataset)
+    if as_json:
+        emit_result(summary, as_json=True)
+        return
     typer.echo(
-        f"imported {summary['written']} new snapshot(s) of run '{run_id}' "
+        f"imported {summary['written']} new snapshot(s) of run '{summary['run_id']}' "
         f"({summary['skipped']} already stored), architecture {summary['architecture']}"
     )
 
 
 @export_app.command("npz")
 def export_npz(
-    run_id: str = typer.Argument(...),
-    step: int = typer.Option(..., "--step", callback=int64_option),
-    out: Path = typer.Option(..., "--out", help="Directory to write weight_l*.npz into."),
+    snapshot: str = snapshot_argument(),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory to write weight_l*.npz into (created if missing)."),
+    as_json: bool = json_option('{"snapshot", "out", "layers"}'),
 ) -> None:
     """Write one stored snapshot in the paper's format (last row of each file = bias)."""
-    from sparsetopo.graphstore.npz_io import write_snapshot_dir
-
-    from ..context import open_store
-
-    with open_store() as store:
-        snapshot = store.read_snapshot(run_id, step)
-    write_snapshot_dir(snapshot, out)
-    typer.echo(f"wrote {len(snapshot.layers)} layer file(s) of {run_id}@{step} to {out}")
-
-
-def _mark_ended(store, run_id: str, status: str) -> None:
-    """Mark a run this process was writing as failed/interrupted instead of leaving it 'importing'."""
-    if not store.writer.lease.holds(run_id):
-        return  # never became its writer (refused, or failed before the first step): not ours to mark
-    try:
-        store.set_run_status(run_id, status)
-    except Exception:  # noqa: BLE001 - the original error matters more (e.g. the server is gone)
-        pass
+    with workspace() as ws:
+        result = ws.export_npz(snapshot, out)
+    if as_json:
+        emit_result(result, as_json=True)
+    else:
+        typer.echo(f"wrote {result['layers']} layer file(s) of {result['snapshot']} to {result['out']}")

@@ -6,56 +6,24 @@ from pathlib import Path
 
 import typer
 
-DEGREE_STEPS = 5  # snapshots shown in the degree-distribution figure
+from ._common import emit_result, json_option, run_argument, workspace
 
 
 def plot(
-    run: str = typer.Argument(..., help="The run id."),
+    run: str = run_argument(),
     out: Path = typer.Option(..., "--out", "-o", help="Directory for the PNG files (created if missing)."),
+    as_json: bool = json_option('{"run", "files": [...], "skipped": {figure: why}}'),
 ) -> None:
     """PNG figures: churn, degree distributions, input-degree heatmaps, accuracy and density.
 
     The input-degree heatmaps (first and last step) need a square input, e.g. 28x28 MNIST.
     """
-    from sparsetopo.analysis import plots
-    from sparsetopo.analysis.structure import binary_layers, in_degrees, out_degrees
-    from sparsetopo.graphstore.evolution import ensure_evolution
-    from sparsetopo.graphstore.queries import run_named
-
-    from ..context import open_store
-    from ..errors import UsageError
-    from ..progress import progress_bar
-
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out} exists and is not a directory")
-    written = []
-    with open_store() as store:
-        snaps = store.list_snapshots(run)
-        if not snaps:
-            raise UsageError(f"run '{run}' has no snapshots yet; nothing to plot")
-        steps = [s["step"] for s in snaps]
-        with progress_bar("summarising synapse lifetimes") as update:
-            ensure_evolution(store, run, update)
-        churn = run_named(store, "evolution", {"run_id": run})
-        picked = sorted({steps[round(i * (len(steps) - 1) / max(1, DEGREE_STEPS - 1))] for i in range(DEGREE_STEPS)})
-        in_deg, first_out, last_out = {}, None, None
-        with progress_bar("reading snapshots") as update:
-            for i, step in enumerate(picked, start=1):
-                adj = binary_layers(store.read_snapshot(run, step).layers)
-                in_deg[step] = [in_degrees(a) for a in adj]
-                if step == steps[0]:
-                    first_out = out_degrees(adj[0])
-                if step == steps[-1]:
-                    last_out = out_degrees(adj[0])
-                update(i, len(picked))
-    written.append(plots.plot_churn(churn, out / "churn.png"))
-    written.append(plots.plot_degree_distributions(in_deg, out / "degree_distributions.png"))
-    if plots.image_side(first_out.size):
-        written.append(plots.plot_input_heatmaps(first_out, last_out, (steps[0], steps[-1]), out / "input_degree.png"))
-    else:
-        typer.echo(f"no input-degree heatmap: {first_out.size} inputs are not a square image", err=True)
-    accuracy_keys = sorted({k for s in snaps for k in s if "acc" in k.lower() and not k.startswith("stat_")})
-    accuracy = {k: [s.get(k) for s in snaps] for k in accuracy_keys}
-    written.append(plots.plot_curves(steps, accuracy, [s["density"] for s in snaps], out / "accuracy_density.png"))
-    for path in written:
-        typer.echo(str(path))
+    with workspace() as ws:
+        result = ws.plot(run, out)
+    if as_json:
+        emit_result(result, as_json=True)
+        return
+    for figure, why in result["skipped"].items():
+        typer.echo(f"no {figure.replace('_', '-')} heatmap: {why}", err=True)
+    for path in result["files"]:
+        typer.echo(path)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="List, inspect and delete stored runs.")
+from ._common import csv_option, emit_result, json_option, run_argument, workspace
+
+app = typer.Typer(no_args_is_help=True, help="List, inspect, check and delete stored runs.")
 
 # writer: alive while a process holds the run's lease, gone when its heartbeat expired (it died).
 _LIST_COLUMNS = ["run_id", "method", "dataset", "architecture", "status", "writer", "snapshots", "last_step"]
@@ -12,77 +14,72 @@ _SNAPSHOT_COLUMNS = ["step", "epoch", "n_synapses", "density", "test_accuracy", 
 
 
 @app.command("list")
-def list_runs(as_json: bool = typer.Option(False, "--json"), as_csv: bool = typer.Option(False, "--csv")) -> None:
+def list_runs(as_json: bool = json_option("an array, one object per run"), as_csv: bool = csv_option()) -> None:
     """Every run in the store."""
-    from ..context import open_store
-    from ..output import emit
-
-    with open_store() as store:
-        rows = store.list_runs()
-    emit(rows, None if as_json else _LIST_COLUMNS, as_json, as_csv, title="Runs")
+    with workspace() as ws:
+        rows = ws.runs()
+    emit_result(rows, as_json, as_csv, None if as_csv else _LIST_COLUMNS, title="Runs")
 
 
 @app.command()
-def show(run_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
+def show(run: str = run_argument(), as_json: bool = json_option('{"run": {...}, "snapshots": [...]}')) -> None:
     """A run's configuration and its snapshots."""
+    from ..output import emit, emit_object
 
-    from ..context import open_store
-    from ..output import emit, emit_object, json_text
-
-    with open_store() as store:
-        run = store.get_run(run_id)
-        snaps = store.list_snapshots(run_id)
+    with workspace() as ws:
+        result = ws.show_run(run)
     if as_json:
-        print(json_text({"run": run, "snapshots": snaps}))
+        emit_result(result, as_json=True)
         return
-    emit_object(run, title=f"Run {run_id}")
-    cols = [c for c in _SNAPSHOT_COLUMNS if any(c in s for s in snaps)]
-    emit(snaps, cols, title="Snapshots")
+    emit_object(result["run"], title=f"Run {run}")
+    snaps = result["snapshots"]
+    emit(snaps, [c for c in _SNAPSHOT_COLUMNS if any(c in s for s in snaps)], title="Snapshots")
 
 
 @app.command()
-def delete(run_id: str, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")) -> None:
+def delete(
+    run: str = run_argument(),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    as_json: bool = json_option('{"run": id, "deleted": {what: count}}'),
+) -> None:
     """Delete one run completely (and nothing else)."""
-    from ..context import open_store
-
-    with open_store() as store:
-        run = store.get_run(run_id)
+    with workspace() as ws:
         if not yes:
-            typer.confirm(f"Delete run '{run_id}' with {run['snapshots']} snapshots?", abort=True)
-        counts = store.delete_run(run_id)
-    typer.echo(f"deleted run '{run_id}': " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+            info = ws.store.get_run(run)
+            typer.confirm(f"Delete run '{run}' with {info['snapshots']} snapshots?", abort=True)
+        result = ws.delete_run(run)
+    if as_json:
+        emit_result(result, as_json=True)
+    else:
+        typer.echo(f"deleted run '{run}': " + ", ".join(f"{v} {k}" for k, v in result["deleted"].items()))
 
 
 @app.command()
 def check(
-    run_id: str,
+    run: str = run_argument(),
     repair: bool = typer.Option(False, "--repair", help="Recompute what can be recomputed from the per-step matrices."),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = json_option('{"consistent", "problems": [...], "repaired": [...]}'),
 ) -> None:
     """Verify a run against its per-step matrices: lifetimes, weights, counts, summaries.
 
     Exit status 1 when the run is inconsistent (and, with --repair, could not be repaired)."""
+    from ..output import emit
 
-    from sparsetopo.graphstore.check import check_run
-
-    from ..context import open_store
-    from ..output import emit, json_text
-
-    with open_store() as store:
-        report = check_run(store, run_id, repair=repair)
+    with workspace() as ws:
+        report = ws.check_run(run, repair=repair)
     if as_json:
-        print(json_text(report))
+        emit_result(report, as_json=True)
     else:
         if report["repaired"]:
-            emit(report["repaired"], ["step", "layer", "problem"], title=f"Repaired in run {run_id}")
+            emit(report["repaired"], ["step", "layer", "problem"], title=f"Repaired in run {run}")
         if report["problems"]:
-            emit(report["problems"], ["step", "layer", "problem", "repairable"], title=f"Problems of run {run_id}")
+            emit(report["problems"], ["step", "layer", "problem", "repairable"], title=f"Problems of run {run}")
         if report["consistent"]:
-            typer.echo(f"run '{run_id}' is consistent with its per-step matrices")
+            typer.echo(f"run '{run}' is consistent with its per-step matrices")
     if not report["consistent"]:
         fixable = all(p["repairable"] for p in report["problems"])
         typer.echo(
-            f"Error: run '{run_id}' is inconsistent with its per-step matrices; "
+            f"Error: run '{run}' is inconsistent with its per-step matrices; "
             + (
                 "`sparsetopo runs check --repair` can repair it"
                 if fixable and not repair

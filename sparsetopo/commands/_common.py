@@ -1,0 +1,46 @@
+"""What every command shares: how a run and a snapshot are named, the output options, the workspace."""
+
+from __future__ import annotations
+
+import typer
+
+from ..context import int64_option  # noqa: F401 - re-exported for the commands
+
+
+def run_argument(help: str = "A run id (see `sparsetopo runs list`).") -> typer.models.ArgumentInfo:
+    return typer.Argument(..., metavar="RUN", help=help)
+
+
+def snapshot_argument(help: str = "A snapshot: RUN@STEP.") -> typer.models.ArgumentInfo:
+    return typer.Argument(..., metavar="RUN@STEP", help=help)
+
+
+def json_option(shape: str = "") -> typer.models.OptionInfo:
+    return typer.Option(False, "--json", help="Print JSON" + (f": {shape}." if shape else "."))
+
+
+def csv_option() -> typer.models.OptionInfo:
+    return typer.Option(False, "--csv", help="Print CSV.")
+
+
+def workers_option() -> typer.models.OptionInfo:
+    return typer.Option(None, "--workers", min=1, help="Processes to use (default: all cores).")
+
+
+def workspace():
+    """The Python API's workspace, as the CLI runs it (progress bars and notes on stderr)."""
+    from ..workspace import connect
+
+    return connect(console=True)
+
+
+def emit_result(result, as_json: bool = False, as_csv: bool = False, columns=None, title: str | None = None) -> None:
+    """--json prints the API's result as it is; otherwise a table (rows) or a two-column record."""
+    from ..output import emit, emit_object, json_text
+
+    if as_json:
+        print(json_text(result))
+    elif isinstance(result, list):
+        emit(result, columns, as_csv=as_csv, title=title)
+    else:
+        emit_object(result, title=title)
