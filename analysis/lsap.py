@@ -83,7 +83,8 @@ import numpy as np
 # Helpers that take arrays and allocate nothing are compiled without numba's reference
 # counting (as numba compiles its own such helpers): otherwise every call pays atomic
 # increments and decrements for each array argument, more than the work itself.
-_helper = nb.njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+# numba's type hints leave out these two options (internal, but what its own helpers use).
+_helper = nb.njit(cache=True, no_cpython_wrapper=True, _nrt=False)  # type: ignore[call-overload]
 
 _WORDS = 64  # bitmap words over the coarse buckets
 _BUCKETS = 64 * _WORDS

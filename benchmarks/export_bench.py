@@ -39,15 +39,14 @@ def main() -> None:
         store.create_run(RunInfo("bench", sizes, method="synthetic-set"))
         total_writes, total_seconds, prev = 0, 0.0, None
         for s in snaps:
-            created = sum(m.nnz for m in s.layers) if prev is None else None
-            if prev is not None:
+            if prev is None:
+                created, closed = sum(m.nnz for m in s.layers), 0
+            else:
                 created = closed = 0
                 for a, b in zip(prev.layers, s.layers):
                     pa, pb = set(linear_positions(a).tolist()), set(linear_positions(b).tolist())
                     created += len(pb - pa)
                     closed += len(pa - pb)
-            else:
-                closed = 0
             t0 = time.perf_counter()
             store.write_snapshot(s)
             dt = time.perf_counter() - t0

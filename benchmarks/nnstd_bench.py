@@ -180,7 +180,8 @@ def main() -> None:
     for run in runs:
         for _ in range(8):
             run.append(evolve(run[-1], 0.3, rng))
-    nets, pairs = [], []
+    nets: list[list[sp.csr_matrix]] = []
+    pairs: list[tuple[int, int]] = []
     for s in range(9):
         base = len(nets)
         nets.extend(run[s] for run in runs)
