@@ -3,7 +3,9 @@
     python benchmarks/export_bench.py [--sizes 784,1000,1000,1000,10] [--density 0.04] [--churn 0.3] [--steps 20]
 
 Synapse writes = SYNAPSE relationships created + closed (died set). Uses a throw-away
-server unless NEO4J_URI is set. Prints one line per step and a summary.
+server unless NEO4J_URI is set. Prints one line per step and a summary. Results it gave, and the
+writer and server changes they led to (transaction size, column parameters, initial heap), are in
+CHANGELOG.md under "Measured".
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ SCALES = {
         fig4_density=0.006,
         fig4_epochs=200,
     ),
-    # A quick look (about 15 minutes on 2 cores): width 300 everywhere, Figure 4 at 2 % density.
+    # A quick look (minutes on 2 cores; results.md gives the wall time): width 300, Figure 4 at 2 % density.
     "small": Scale(
         "small",
         (300, 300, 300),
