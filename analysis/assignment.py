@@ -138,9 +138,9 @@ def _pair_identical(mask_a: sp.csc_matrix, mask_b: sp.csc_matrix, perm: np.ndarr
     for group in twins.values():
         group.reverse()  # pop() then hands out the lowest index first
     for i in range(mask_a.shape[1]):
-        group = twins.get(ind_a[mask_a.indptr[i] : mask_a.indptr[i + 1]].tobytes())
-        if group:
-            perm[i] = group.pop()
+        twin = twins.get(ind_a[mask_a.indptr[i] : mask_a.indptr[i + 1]].tobytes())
+        if twin:
+            perm[i] = twin.pop()
 
 
 def sparse_assignment(mask_a: sp.csc_matrix, mask_b: sp.csc_matrix) -> tuple[np.ndarray, np.ndarray]:

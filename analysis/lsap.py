@@ -19,8 +19,7 @@ column ends the search; a matched one continues the search from its row. Then
 u[cur] += minVal, u[i] += minVal - spc[col4row[i]] for the other scanned rows,
 v[j] -= minVal - spc[j] for the selected columns, and the path is augmented.
 Every step costs O(n), so a late row whose search visits most columns costs
-O(n^2). On NNSTD's 784-neuron layers the searches total some 55,000 steps, and
-scipy spends about 50 ms per layer.
+O(n^2). On NNSTD's 784-neuron layers the searches total some 55,000 steps.
 
 `solve` makes the same decisions and computes every value that can influence
 one (spc and path of the selected columns, minVal, u, v) with scipy's floating
@@ -60,17 +59,18 @@ are <= bg. The argument:
    rows and columns does not matter.
 
 So a search step costs the scanned row's explicit entries plus queue work,
-instead of a pass over all remaining columns (about 10 ms instead of 50 ms on a
-784-neuron NNSTD layer). The queue (see `_solve`) keeps coarse buckets of T in
+instead of a pass over all remaining columns (benchmarks/nnstd_bench.py times
+both on NNSTD's layers). The queue (see `_solve`) keeps coarse buckets of T in
 front of a binary heap on (T, key). Entries are only ever added, and an entry
 counts while it still holds its column's T and key. The bucketing is monotone,
 so the heap's least valid entry is the least (T, key) of the queue. Costs must
 be finite; the dense matrix is never built.
 
-The first call in a fresh environment compiles with numba (about 3.5 s).
+The first call in a fresh environment compiles with numba, which takes seconds.
 `cache=True` keeps the machine code in __pycache__ next to this file, so later
-processes load it in about 0.2 s; the parallel NNSTD workers are forked from a
-server that has loaded it (analysis/_lsap_preload.py).
+processes only load it (benchmarks/nnstd_bench.py, part 0, times both); the
+parallel NNSTD workers are forked from a server that has loaded it
+(analysis/_lsap_preload.py).
 """
 
 from __future__ import annotations
@@ -83,7 +83,8 @@ import numpy as np
 # Helpers that take arrays and allocate nothing are compiled without numba's reference
 # counting (as numba compiles its own such helpers): otherwise every call pays atomic
 # increments and decrements for each array argument, more than the work itself.
-_helper = nb.njit(cache=True, no_cpython_wrapper=True, _nrt=False)
+# numba's type hints leave out these two options (internal, but what its own helpers use).
+_helper = nb.njit(cache=True, no_cpython_wrapper=True, _nrt=False)  # type: ignore[call-overload]
 
 _WORDS = 64  # bitmap words over the coarse buckets
 _BUCKETS = 64 * _WORDS

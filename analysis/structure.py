@@ -37,7 +37,7 @@ def binary_layers(layers: Sequence[sp.spmatrix]) -> list[sp.csr_matrix]:
     """0/1 CSR adjacency of each layer (every stored entry, explicit zeros included); checks that shapes chain."""
     if not layers:
         raise StructureError("a network needs at least one weight matrix")
-    out = []
+    out: list[sp.csr_matrix] = []
     for k, m in enumerate(layers):
         a = sp.csr_matrix(m)
         a.sum_duplicates()

@@ -3,7 +3,9 @@
     python benchmarks/export_bench.py [--sizes 784,1000,1000,1000,10] [--density 0.04] [--churn 0.3] [--steps 20]
 
 Synapse writes = SYNAPSE relationships created + closed (died set). Uses a throw-away
-server unless NEO4J_URI is set. Prints one line per step and a summary.
+server unless NEO4J_URI is set. Prints one line per step and a summary. Results it gave, and the
+writer and server changes they led to (transaction size, column parameters, initial heap), are in
+CHANGELOG.md under "Measured".
 """
 
 from __future__ import annotations
@@ -39,15 +41,14 @@ def main() -> None:
         store.create_run(RunInfo("bench", sizes, method="synthetic-set"))
         total_writes, total_seconds, prev = 0, 0.0, None
         for s in snaps:
-            created = sum(m.nnz for m in s.layers) if prev is None else None
-            if prev is not None:
+            if prev is None:
+                created, closed = sum(m.nnz for m in s.layers), 0
+            else:
                 created = closed = 0
                 for a, b in zip(prev.layers, s.layers):
                     pa, pb = set(linear_positions(a).tolist()), set(linear_positions(b).tolist())
                     created += len(pb - pa)
                     closed += len(pa - pb)
-            else:
-                closed = 0
             t0 = time.perf_counter()
             store.write_snapshot(s)
             dt = time.perf_counter() - t0

@@ -9,6 +9,7 @@
    at 10,000 neurons (time and peak memory, measured in a child process).
 Networks are synthetic: Erdős–Rényi masks, and snapshots evolve SET-style (each snapshot prunes
 a fraction ζ = 0.3 of every layer's connections and regrows as many at random).
+Results it gave (scipy's solver against analysis.lsap, compile and cache-load times): CHANGELOG.md.
 """
 
 from __future__ import annotations
@@ -180,7 +181,8 @@ def main() -> None:
     for run in runs:
         for _ in range(8):
             run.append(evolve(run[-1], 0.3, rng))
-    nets, pairs = [], []
+    nets: list[list[sp.csr_matrix]] = []
+    pairs: list[tuple[int, int]] = []
     for s in range(9):
         base = len(nets)
         nets.extend(run[s] for run in runs)

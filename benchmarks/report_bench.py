@@ -16,6 +16,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -48,11 +49,12 @@ def main() -> None:
             f"setup: 2 runs x {args.steps + 1} snapshots of {n} synapses ({SIZES}), stats stored: "
             f"{time.perf_counter() - t:.1f} s"
         )
-        for label, kwargs in [
+        cases: list[tuple[str, dict[str, Any]]] = [
             ("no NNSTD", {"compute": False}),
             ("NNSTD sparse", {"method": "sparse"}),
             ("NNSTD exact", {"method": "exact"}),
-        ]:
+        ]
+        for label, kwargs in cases:
             t = time.perf_counter()
             data = gather(store, runs, **kwargs)
             t_gather = time.perf_counter() - t

@@ -8,7 +8,8 @@ as the trainer's defaults) on a batch of 100 random MNIST-shaped samples. Networ
 - 784-1000-1000-1000-10 at epsilon 20 (round(20 (n_in + n_out)) connections per hidden layer).
 The output layer is a dense nn.Linear in both backends. "masked" multiplies a dense weight by
 its mask in every forward (F.linear(x, weight * mask)); "sparse" keeps only the values.
-Reported: the best of `repeats` runs of `steps` steps each (the machine is shared).
+Reported: the best of `repeats` runs of `steps` steps each (the machine is shared). Results it
+gave, and the kernel choices they led to: CHANGELOG.md ("Measured") and docs/trainer.md.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ every snapshot into Neo4j through the background writer, same seed. Reports seco
 test accuracy after the last epoch, and the export overhead = (wall time with store) / (wall
 time without) - 1, where "with store" runs until the last snapshot is committed and the run is
 marked completed. Uses a throw-away server unless NEO4J_URI is set. Fetches MNIST if needed.
+Results: docs/trainer.md ("Speed"); finish times of dense runs over time: CHANGELOG.md ("Measured").
 """
 
 from __future__ import annotations

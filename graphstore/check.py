@@ -121,7 +121,8 @@ def _check(store, run_id: str, run: dict, repair: bool) -> tuple[list, list]:
         in_layer = life["layer"] == k
         l_pos, l_born, l_died = life["pos"][in_layer], life["born"][in_layer], life["died"][in_layer]
         l_ids, l_w = life["id"][in_layer], life["weight"][in_layer]
-        prev_pos = prev_w = None
+        prev_pos: np.ndarray | None = None  # the positions and weights at the previous step
+        prev_w = np.empty(0, dtype=np.float32)
         birth = np.empty(0, dtype=np.int64)  # birth step of each position alive at the previous step
         initial = 0
         for i, t in enumerate(steps):
@@ -212,9 +213,9 @@ def _check(store, run_id: str, run: dict, repair: bool) -> tuple[list, list]:
                 # survivors: their weight at the last step once the run is finished, else any weight
                 open_ = np.flatnonzero(l_died < 0)
                 at = np.searchsorted(pos, l_pos[open_]).clip(0, max(pos.size - 1, 0))
-                for j, idx in enumerate(open_):
-                    if np.isnan(l_w[idx]) or (finished and pos.size and np.float32(l_w[idx]) != w[at[j]]):
-                        weight_fix[int(l_ids[idx])] = float(w[at[j]]) if pos.size else 0.0
+                for n, idx in enumerate(open_):
+                    if np.isnan(l_w[idx]) or (finished and pos.size and np.float32(l_w[idx]) != w[at[n]]):
+                        weight_fix[int(l_ids[idx])] = float(w[at[n]]) if pos.size else 0.0
     missing_weight = int(np.isnan(life["weight"]).sum())
     if weight_fix:
         _problem(
@@ -224,7 +225,7 @@ def _check(store, run_id: str, run: dict, repair: bool) -> tuple[list, list]:
             f"{len(weight_fix)} synapse(s) without their latest weight ({missing_weight} without any)",
             True,
         )
-    sums = defaultdict(int)
+    sums: defaultdict[int, int] = defaultdict(int)
     for t in steps:
         for k in range(n_layers):
             sums[t] += layers[t][k]["positions"].size

@@ -59,9 +59,10 @@ def snapshots_equal(a: Snapshot, b: Snapshot) -> bool:
         if not np.array_equal(ma.data.view(np.uint32), mb.data.view(np.uint32)):
             return False
     for ba, bb in zip(a.biases, b.biases):
-        if (ba is None) != (bb is None):
-            return False
-        if ba is not None and not np.array_equal(ba.view(np.uint32), bb.view(np.uint32)):
+        if ba is None or bb is None:
+            if ba is not bb:
+                return False
+        elif not np.array_equal(ba.view(np.uint32), bb.view(np.uint32)):
             return False
     return True
 

@@ -67,8 +67,8 @@ class Memory:
     # Neo4j caps one transaction's memory at 70 % of the heap; a reader may pull a dense snapshot's
     # 2.8M positions and weights in one transaction.
     heap: str = "6g"
-    # A heap that starts small makes G1 resize it while the first snapshots are written: with
-    # -Xms1g export_bench ran at 50-54k synapse writes/s overall, with -Xms4g at 62-63k.
+    # A heap that starts small makes G1 resize it while the first snapshots are written, which
+    # slows those writes (benchmarks/export_bench.py; CHANGELOG.md, 0.1.0).
     initial_heap: str = "4g"
     page_cache: str = "2g"
 

@@ -48,7 +48,7 @@ def synthetic_run(
     for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         d = 1.0 if dense_last and k == len(sizes) - 2 else density
         layers.append(_random_layer(rng, a, b, max(1, int(round(d * a * b)))))
-    biases = [rng.standard_normal(b).astype(np.float32) * 0.01 for b in sizes[1:]]
+    biases: list[np.ndarray | None] = [rng.standard_normal(b).astype(np.float32) * 0.01 for b in sizes[1:]]
     for step in range(steps + 1):
         if step:
             layers = [

@@ -36,9 +36,8 @@ def _env_int(name: str, default: int) -> int:
 
 # Synapse changes per transaction; a step beyond this is written in several (see _write_in_chunks).
 # Neo4j holds ~1.5 KB of transaction state per new relationship, and state that outlives several
-# young collections is expensive to collect: writing a dense MNIST network's 2.8M synapses cost the
-# server 74-81 s of CPU (16 s of it in GC pauses) in transactions of 400,000 and 49-55 s (1.4 s of
-# pauses) in transactions of 50,000; 20,000 was no better.
+# young collections is expensive to collect: a dense network's step in larger transactions costs
+# the server much more garbage collection, smaller ones gain nothing (CHANGELOG.md, 0.1.0).
 # SPARSETOPO_WRITE_CHUNK makes chunks small, so tests can have a step span many transactions.
 CHUNK = _env_int("SPARSETOPO_WRITE_CHUNK", 50_000)
 BATCH = min(20_000, CHUNK)  # rows per UNWIND statement
@@ -106,19 +105,17 @@ def diff_layer(previous: LayerState | None, current: sp.csr_matrix) -> LayerDiff
 
 
 # A synapse is created between its two neurons (element-id seeks) and remembered by
-# its relationship id, so closing it later is one id seek. Measured on this machine:
-# closing by an expand-into between the two neurons instead slows down as neurons
-# collect dead lifetimes (6k/s at 720 lifetimes per neuron vs 44k/s by id).
+# its relationship id, so closing it later is one id seek, whatever the neurons' history:
+# closing by an expand-into between the two neurons slows down as they collect dead lifetimes.
 # `weight` (the latest weight) starts as the weight at birth and is overwritten when the
 # synapse dies or its run finishes. Overwriting is cheap; adding the property at the end is
-# not, with run ids of realistic length: the property records are full by then, and finishing
-# a dense MNIST run (one stored step) took 15.3 s (28.8 s of server CPU) instead of 4.1 s
-# (7.2 s). The price is paid at creation, while training runs: step 0 took 54 s instead of 39 s.
+# not, with run ids of realistic length: the property records are full by then. The price is
+# paid at creation, while training runs, instead of after it (timings: CHANGELOG.md, 0.1.0).
 CREATE_SYNAPSES = (
     "UNWIND range(0, size($src) - 1) AS i "
     "MATCH (a) WHERE elementId(a) = $src_ids[$src[i]] MATCH (b) WHERE elementId(b) = $dst_ids[$dst[i]] "
     "CREATE (a)-[s:SYNAPSE {run_id: $run, layer: $layer, born: $step, weight_born: $w[i], weight: $w[i]}]->(b) "
-    # One record of two aligned lists: a record per synapse cost the client ~60 % of the write time.
+    # One record of two aligned lists: with a record per synapse, decoding Bolt records was most of the write.
     "RETURN collect(i) AS k, collect(id(s)) AS id"
 )
 CLOSE_SYNAPSES = (
@@ -133,8 +130,8 @@ SET_LATEST_WEIGHT = (
 
 class Column(list):
     """A parameter list whose repr is short: the driver (neo4j 6.x) formats every RUN's parameters
-    with repr() for a debug log line even when debug logging is off, which cost ~8 ms per
-    20,000-row statement, most of the client's CPU time."""
+    with repr() for a debug log line even when debug logging is off, which was most of the client's
+    CPU time."""
 
     __slots__ = ()
 
@@ -420,8 +417,8 @@ class SnapshotWriter:
                     "appeared": int(d.new.sum()),
                     "vanished": int(d.vanished_ids.size),
                     # Unchanged connections are copied on the server from the previous step's layer:
-                    # turning a dense network's 2.8M positions into a list and packing it held the
-                    # GIL for ~0.5 s per step, time the training thread lost.
+                    # turning a dense network's 2.8M positions into a list and packing it would hold
+                    # the GIL, which the training thread needs, at every step (CHANGELOG.md, 0.1.0).
                     "positions": None if same else column(d.positions),
                     "weights": column(d.weights),
                     "bias": None if bias is None else column(bias),
@@ -491,9 +488,9 @@ class SnapshotWriter:
                 new_ids[k][offset + created] = np.asarray(record["id"], dtype=np.int64)
 
     def _ensure_neurons(self, session, run: str, architecture: list[int]) -> list[list[str]]:
-        """The run's neurons, created in transactions of CHUNK like synapses (a 1,000,000-input layer
-        in one transaction ran out of a 3 GiB heap). MERGE: a crash between chunks leaves neurons
-        that the next writer reuses."""
+        """The run's neurons, created in transactions of CHUNK like synapses, so a layer of any width
+        fits a transaction's memory. MERGE: a crash between chunks leaves neurons that the next
+        writer reuses."""
 
         def work(tx, layer, lo, hi):
             self.lease.fence(tx, run)
@@ -520,9 +517,8 @@ class SnapshotWriter:
         """Give every synapse still alive its latest weight (dead ones got theirs when they died).
 
         Idempotent, so it runs as independent transactions of up to CHUNK synapses on `workers`
-        sessions at once: it runs after training, when the cores are free (2.8M synapses of a
-        dense MNIST network after one stored step: 14.7 s on one session, 9.6-10.7 s on two, before
-        synapses were born with `weight`; 4.1 s on two since)."""
+        sessions at once: it runs after training, when the cores are free (timings: CHANGELOG.md;
+        benchmarks/train_bench.py reports the finish time)."""
         cursor = self.cursor(run_id)
         if not cursor.layers:
             return

@@ -2,7 +2,8 @@
 # Set up everything sparsetopo needs on a fresh machine; safe to run again.
 #   - a virtual environment in .venv with the project and its Python packages
 #   - the Neo4j 5.26 server, gathered from Maven Central with Maven (Java 17)
-# With --test: also what the test suite needs beyond that (see scripts/setup-test-extras.sh if present).
+# With --test: also what the test suite needs beyond that (see scripts/setup-test-extras.sh if present)
+# and the developer tools of `make lint` and pre-commit (the `dev` extra: ruff, mypy, pre-commit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +14,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 echo "==> installing Python packages"
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
+EXTRAS=test
+if [ "${1:-}" = "--test" ]; then EXTRAS=test,dev; fi
+.venv/bin/python -m pip install -q -e ".[$EXTRAS]"
 # The Rust extension speeds up the Neo4j driver; the pure-Python driver works without it.
 .venv/bin/python -m pip install -q 'neo4j-rust-ext>=6,<7' || echo "    (neo4j-rust-ext unavailable; using the pure-Python driver)"
 

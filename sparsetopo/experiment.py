@@ -73,7 +73,7 @@ SCALES = {
         fig4_density=0.006,
         fig4_epochs=200,
     ),
-    # A quick look (about 15 minutes on 2 cores): width 300 everywhere, Figure 4 at 2 % density.
+    # A quick look (minutes on 2 cores; results.md gives the wall time): width 300, Figure 4 at 2 % density.
     "small": Scale(
         "small",
         (300, 300, 300),
@@ -133,6 +133,7 @@ def _part_tag(scale: Scale, part: str) -> str:
     """A digest of only the fields a part's runs depend on, so changing one part keeps the other's runs."""
     import hashlib
 
+    fields_: tuple[object, ...]
     if part == "figure4":
         fields_ = (
             scale.fig4_hidden,
@@ -196,7 +197,7 @@ def figure4_masks(sizes: list[int], density: float, count: int, change: float, s
     import torch
 
     gen = torch.Generator().manual_seed(seed)
-    masks = []
+    masks: list[torch.Tensor | None] = []
     for k in range(len(sizes) - 1):
         if k == len(sizes) - 2:
             masks.append(None)
@@ -209,7 +210,7 @@ def figure4_masks(sizes: list[int], density: float, count: int, change: float, s
         masks.append(flat.view(n_out, n_in))
     series = [masks]
     for _ in range(count - 1):
-        nxt = []
+        nxt: list[torch.Tensor | None] = []
         for m in series[-1]:
             if m is None:
                 nxt.append(None)

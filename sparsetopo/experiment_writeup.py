@@ -6,13 +6,22 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import TypedDict
 
 from . import experiment_results as R
+
+
+class _Published(TypedDict):
+    survival: dict[int, tuple[float, float, float]]
+    accuracy: dict[int, float]
+    weight_std_layer0: dict[int, float]
+    connections_layer0: dict[int, int]
+
 
 # What the paper's published Figure-4 networks show (../shared/reference/set-fig4-networks.md, computed
 # from Shiweiliuiiiiiii/Sparse_Topology_Distance topo/e5_s0_w*): survival of epoch-0 connections
 # (layers 0, 1, 2) and mean test accuracy, by epoch.
-PUBLISHED_FIG4 = {
+PUBLISHED_FIG4: _Published = {
     "survival": {
         10: (0.747, 0.756, 0.711),
         50: (0.651, 0.714, 0.677),

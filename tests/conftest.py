@@ -4,6 +4,10 @@ The server runs from the project's own build on free ports with a temporary
 home; the user's data directory is never touched (SPARSETOPO_HOME points to a
 temporary directory too). NEO4J_URI and friends are exported so CLI commands
 invoked by tests talk to this server.
+
+A test that uses the server (`neo4j_server`, directly or through `store` or `cli`) is marked
+`neo4j` here, so `pytest -m "not neo4j"` (`make test-fast`) runs exactly the tests that need no
+server. Tests that start servers of their own (test_store_server.py) carry the mark by hand.
 """
 
 from __future__ import annotations
@@ -19,6 +23,13 @@ _SESSION_HOME = Path(tempfile.mkdtemp(prefix="sparsetopo-tests-"))
 os.environ["SPARSETOPO_HOME"] = str(_SESSION_HOME / "home")
 for _var in ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD", "NEO4J_DATABASE"):
     os.environ.pop(_var, None)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by mark
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "neo4j_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.neo4j)
 
 
 @pytest.fixture(scope="session")

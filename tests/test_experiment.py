@@ -2,11 +2,7 @@
 
 import json
 
-import pytest
-
 from sparsetopo.experiment import SCALES, figure4_masks, plan
-
-pytestmark = pytest.mark.neo4j
 
 
 def test_figure4_masks_change_one_percent_each_step():
