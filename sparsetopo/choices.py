@@ -7,6 +7,7 @@ instant; tests/test_api.py checks each against the list its package works with.
 from __future__ import annotations
 
 from enum import Enum
+from typing import TypeVar
 
 from .errors import UsageError
 
@@ -85,12 +86,19 @@ class Flavour(Choice):
     core = "core"
 
 
-def choice(kind: type[Choice], value, what: str):
-    """`value` as a member of `kind` (accepting the member or its string); None stays None."""
-    if value is None or isinstance(value, kind):
+C = TypeVar("C", bound=Choice)
+
+
+def choice(kind: type[C], value: C | str, what: str) -> C:
+    """`value` as a member of `kind` (the member itself or its string)."""
+    if isinstance(value, kind):
         return value
     try:
         return kind(value)
     except ValueError:
         names = ", ".join(m.value for m in kind)
         raise UsageError(f"unknown {what} '{value}'; choose one of: {names}") from None
+
+
+def optional_choice(kind: type[C], value: C | str | None, what: str) -> C | None:
+    return None if value is None else choice(kind, value, what)

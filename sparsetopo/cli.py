@@ -95,10 +95,10 @@ def main() -> None:
     except KeyboardInterrupt:
         code = 130
     except Exception as exc:
-        message = user_error_message(exc)
-        if message is None:
+        sentence = user_error_message(exc)
+        if sentence is None:
             raise
-        typer.echo(f"Error: {message}", err=True)
+        typer.echo(f"Error: {sentence}", err=True)
         sys.exit(1)
     if code == 130:  # Typer turns Ctrl-C into exit status 130
         import signal

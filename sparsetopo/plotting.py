@@ -39,6 +39,7 @@ def plot_run(store, run: str, out: Path, progress) -> dict:
             if step == steps[-1]:
                 last_out = out_degrees(adj[0])
             update(i, len(picked))
+    assert first_out is not None and last_out is not None  # the first and last steps are always picked
     written, skipped = [], {}
     written.append(plots.plot_churn(churn, out / "churn.png"))
     written.append(plots.plot_degree_distributions(in_deg, out / "degree_distributions.png"))

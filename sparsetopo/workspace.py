@@ -16,7 +16,20 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .choices import Backend, Dataset, FetchableDataset, Init, Method, Part, Recipe, Reference, Scale, Solver, choice
+from .choices import (
+    Backend,
+    Dataset,
+    FetchableDataset,
+    Init,
+    Method,
+    Part,
+    Recipe,
+    Reference,
+    Scale,
+    Solver,
+    choice,
+    optional_choice,
+)
 from .errors import UsageError
 
 # CLI command -> Workspace method (tests/test_api.py checks both sides exist).
@@ -133,7 +146,8 @@ class Workspace:
 
         path = Path(path)
         run_id = run_id if run_id is not None else path.resolve().name
-        method, dataset = choice(Method, method, "method"), choice(Dataset, dataset, "data set")
+        made_by = optional_choice(Method, method, "method")
+        trained_on = optional_choice(Dataset, dataset, "data set")
         with self._progress(f"importing {run_id}") as update:
             try:
                 summary = import_npz_run(
@@ -141,8 +155,8 @@ class Workspace:
                     path,
                     run_id,
                     name=name,
-                    method=method and method.value,
-                    dataset=dataset and dataset.value,
+                    method=made_by.value if made_by is not None else None,
+                    dataset=trained_on.value if trained_on is not None else None,
                     progress=update,
                 )
             except KeyboardInterrupt:
@@ -255,7 +269,7 @@ class Workspace:
         from .trainer.loop import TrainConfig
         from .training import DEFAULT_QUEUE, parse_hidden, parse_rules, train_run
 
-        recipe_choice = choice(Recipe, recipe, "recipe")
+        recipe_choice = optional_choice(Recipe, recipe, "recipe")
         config = TrainConfig(
             dataset=choice(Dataset, dataset, "data set").value,
             method=choice(Method, method, "method").value,

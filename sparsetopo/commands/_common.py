@@ -2,28 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from ..context import int64_option  # noqa: F401 - re-exported for the commands
 
 
-def run_argument(help: str = "A run id (see `sparsetopo runs list`).") -> typer.models.ArgumentInfo:
+def run_argument(help: str = "A run id (see `sparsetopo runs list`).") -> Any:
     return typer.Argument(..., metavar="RUN", help=help)
 
 
-def snapshot_argument(help: str = "A snapshot: RUN@STEP.") -> typer.models.ArgumentInfo:
+def snapshot_argument(help: str = "A snapshot: RUN@STEP.") -> Any:
     return typer.Argument(..., metavar="RUN@STEP", help=help)
 
 
-def json_option(shape: str = "") -> typer.models.OptionInfo:
+def json_option(shape: str = "") -> Any:
     return typer.Option(False, "--json", help="Print JSON" + (f": {shape}." if shape else "."))
 
 
-def csv_option() -> typer.models.OptionInfo:
+def csv_option() -> Any:
     return typer.Option(False, "--csv", help="Print CSV.")
 
 
-def workers_option() -> typer.models.OptionInfo:
+def workers_option() -> Any:
     return typer.Option(None, "--workers", min=1, help="Processes to use (default: all cores).")
 
 

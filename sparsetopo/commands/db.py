@@ -7,7 +7,7 @@ import typer
 app = typer.Typer(no_args_is_help=True, help="Manage the project's Neo4j server (or show the external one).")
 
 
-def _human_bytes(n: int) -> str:
+def _human_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024:
             return f"{n:.0f} {unit}"
@@ -21,8 +21,9 @@ def start() -> None:
     from sparsetopo.graphstore.server import LocalServer
     from sparsetopo.graphstore.settings import external_settings
 
-    if external_settings():
-        typer.echo(f"NEO4J_URI is set ({external_settings().uri}); that server is used and nothing is started.")
+    external = external_settings()
+    if external is not None:
+        typer.echo(f"NEO4J_URI is set ({external.uri}); that server is used and nothing is started.")
         return
     server = LocalServer()
     if server.pid:

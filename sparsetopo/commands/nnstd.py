@@ -7,7 +7,7 @@ snapshot in the graph store. The computation lives in sparsetopo.analysis.nnstd.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -24,11 +24,11 @@ _SOLVER_HELP = (
 _NETWORK = "a weight_l*.npz directory or RUN@STEP"
 
 
-def _solver_option() -> typer.models.OptionInfo:
+def _solver_option() -> Any:
     return typer.Option(Solver.exact, "--solver", help=_SOLVER_HELP)
 
 
-def _figure_option(what: str) -> typer.models.OptionInfo:
+def _figure_option(what: str) -> Any:
     return typer.Option(None, "--figure", help=f"Also write {what} to this PNG file.")
 
 
