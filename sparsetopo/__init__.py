@@ -19,4 +19,30 @@ def connect(settings=None, **options):
     return _connect(settings, **options)
 
 
-__all__ = ["connect", "__version__"]
+def record(model, run_id=None, *, masks=None, name=None, every=None, method=None, dataset=None, settings=None):
+    """Record `model`'s topology from your own training loop (a context manager; docs/record.md).
+
+    Opens its own connection to the graph store (`settings`, else NEO4J_URI, else the project's
+    server) and closes it with the recording."""
+    from .graphstore.store import GraphStore
+    from .record import Recorder, default_run_id
+
+    store = GraphStore.connect(settings)
+    try:
+        return Recorder(
+            store,
+            model,
+            run_id or default_run_id(),
+            masks=masks,
+            name=name,
+            every=every,
+            method=method,
+            dataset=dataset,
+            owns_store=True,
+        )
+    except BaseException:
+        store.close()
+        raise
+
+
+__all__ = ["connect", "record", "__version__"]

@@ -39,6 +39,7 @@ COMMANDS = {
     "runs delete": "delete_run",
     "runs check": "check_run",
     "import npz": "import_npz",
+    "import torch": "import_torch",
     "export npz": "export_npz",
     "cypher": "cypher",
     "query": "query",
@@ -141,16 +142,35 @@ class Workspace:
     ) -> dict:
         """Import the paper's .npz topologies (a snapshot directory or a run directory of epoch_XXX/
         ones) as the run `run_id` (default: the directory's name); idempotent (`import npz`)."""
-        from .graphstore.errors import RunConflictError
         from .pipelines import import_npz_run
 
-        path = Path(path)
-        run_id = run_id if run_id is not None else path.resolve().name
+        return self._import(import_npz_run, Path(path), run_id, name, method, dataset)
+
+    def import_torch(
+        self,
+        path: str | Path,
+        run_id: str | None = None,
+        name: str | None = None,
+        method: Method | str | None = None,
+        dataset: Dataset | str | None = None,
+    ) -> dict:
+        """Import PyTorch checkpoints: a state_dict file (or a checkpoint dict holding one under
+        `state_dict`/`model`, with prune masks or a `masks` entry), or a directory of them, whose
+        files in natural order become the steps; idempotent (`import torch`)."""
+        from .torch_import import import_torch_run
+
+        return self._import(import_torch_run, Path(path), run_id, name, method, dataset)
+
+    def _import(self, importer, path: Path, run_id, name, method, dataset) -> dict:
+        from .graphstore.errors import RunConflictError
+
+        if run_id is None:
+            run_id = path.resolve().stem if path.is_file() else path.resolve().name
         made_by = optional_choice(Method, method, "method")
         trained_on = optional_choice(Dataset, dataset, "data set")
         with self._progress(f"importing {run_id}") as update:
             try:
-                summary = import_npz_run(
+                summary = importer(
                     self.store,
                     path,
                     run_id,
@@ -167,6 +187,33 @@ class Workspace:
                     self._mark_ended(run_id, "failed")
                 raise
         return {"run_id": run_id} | summary
+
+    def record(
+        self,
+        model,
+        run_id: str | None = None,
+        *,
+        masks: dict | None = None,
+        name: str | None = None,
+        every: int | None = None,
+        method: Method | str | None = None,
+        dataset: Dataset | str | None = None,
+    ):
+        """A Recorder of `model`'s topology from the caller's own training loop (docs/record.md)."""
+        from .record import Recorder, default_run_id
+
+        made_by = optional_choice(Method, method, "method")
+        trained_on = optional_choice(Dataset, dataset, "data set")
+        return Recorder(
+            self.store,
+            model,
+            run_id or default_run_id(),
+            masks=masks,
+            name=name,
+            every=every,
+            method=made_by.value if made_by is not None else None,
+            dataset=trained_on.value if trained_on is not None else None,
+        )
 
     def _mark_ended(self, run_id: str, status: str) -> None:
         """Mark a run this process was writing as failed/interrupted instead of leaving it 'importing'."""

@@ -39,6 +39,32 @@ def import_npz(
     )
 
 
+@import_app.command("torch")
+def import_torch(
+    path: Path = typer.Argument(
+        ..., metavar="CKPT", help="A state_dict or checkpoint file (torch.save), or a directory of them."
+    ),
+    run_id: Optional[str] = typer.Option(
+        None, "--run-id", help="The run to create or extend (default: the file's or directory's name)."
+    ),
+    name: Optional[str] = typer.Option(None, "--name", help="A human name for the run."),
+    method: Optional[Method] = typer.Option(None, "--method", help="The training method that made the topologies."),
+    dataset: Optional[Dataset] = typer.Option(None, "--dataset", help="The data set they were trained on."),
+    as_json: bool = json_option('{"run_id", "written", "skipped", "architecture"}'),
+) -> None:
+    """Import PyTorch checkpoints: each file is a step (natural order); masks from prune buffers,
+    a `masks` entry, or the nonzero weights. Loaded with weights_only=True: nothing is unpickled."""
+    with workspace() as ws:
+        summary = ws.import_torch(path, run_id=run_id, name=name, method=method, dataset=dataset)
+    if as_json:
+        emit_result(summary, as_json=True)
+        return
+    typer.echo(
+        f"imported {summary['written']} new snapshot(s) of run '{summary['run_id']}' "
+        f"({summary['skipped']} already stored), architecture {summary['architecture']}"
+    )
+
+
 @export_app.command("npz")
 def export_npz(
     snapshot: str = snapshot_argument(),

@@ -1,0 +1,219 @@
+"""The topology of a PyTorch model (or of its saved state) as the graph store's layer matrices.
+
+A layer's connections are what its mask says, found in this order: the `masks` the caller
+gives ({module or parameter name: bool tensor}), torch.nn.utils.prune's `weight_mask` buffer,
+a torch.ao.pruning parametrization's `mask`, otherwise the nonzero pattern of the weight. A
+masked-in entry whose weight is exactly 0 (RigL grows connections at 0) is a connection and is
+stored as an explicit zero.
+
+Matrix form (rows = inputs, as everywhere in sparsetopo): an nn.Linear of weight (out, in) is
+the (in, out) matrix Wᵀ.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from .errors import UsageError
+
+
+class TorchTopologyError(UsageError):
+    """A model, checkpoint or mask that cannot be read as a chain of sparse layers."""
+
+
+@dataclass
+class TorchLayer:
+    """One weight layer: its module name, its effective weight and which entries are connections."""
+
+    name: str
+    weight: np.ndarray  # as the module holds it: (out, in)
+    mask: np.ndarray  # bool, same shape
+    bias: np.ndarray | None
+    source: str  # where the mask came from: masks, prune, parametrization, nonzero
+
+    def matrix(self) -> sp.csr_matrix:
+        rows, cols = np.nonzero(self.mask.T)
+        values = self.weight.T[rows, cols].astype(np.float32)
+        return sp.csr_matrix((values, (rows, cols)), shape=self.mask.T.shape, dtype=np.float32)
+
+
+def _numpy(tensor) -> np.ndarray:
+    return tensor.detach().to("cpu").numpy()
+
+
+def _given_mask(masks: dict | None, name: str):
+    if not masks:
+        return None
+    for key in (name, f"{name}.weight"):
+        if key in masks:
+            return masks[key]
+    return None
+
+
+def _parametrization_masks(module) -> list:
+    """The `mask` of each parametrization of module.weight (torch.ao.pruning's FakeSparsity has one)."""
+    chain: Any = module.parametrizations.weight
+    return [p.mask for p in chain if hasattr(p, "mask")]
+
+
+def model_layers(model, masks: dict | None = None) -> list[TorchLayer]:
+    """Every weight layer of `model`, in module order, with its connections."""
+    import torch
+    from torch import nn
+    from torch.nn.utils import parametrize
+
+    layers = []
+    convolutional = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+    for name, module in model.named_modules():
+        if isinstance(module, convolutional):
+            raise TorchTopologyError(
+                f"module '{name}' is a {type(module).__name__}; recording convolutional layers is not supported yet, "
+                "only nn.Linear"
+            )
+        if not isinstance(module, nn.Linear):
+            continue
+        with torch.no_grad():
+            weight = _numpy(module.weight)
+            given = _given_mask(masks, name)
+            if given is not None:
+                mask, source = _numpy(torch.as_tensor(given)).astype(bool), "masks"
+            elif hasattr(module, "weight_mask"):
+                prune_mask: Any = module.weight_mask
+                mask, source = _numpy(prune_mask).astype(bool), "prune"
+                if hasattr(module, "weight_orig"):  # module.weight is refreshed only by the next forward
+                    weight = _numpy(module.weight_orig * prune_mask)
+            elif parametrize.is_parametrized(module, "weight") and _parametrization_masks(module):
+                mask = np.ones(weight.shape, dtype=bool)
+                for part in _parametrization_masks(module):
+                    mask &= _numpy(part).astype(bool)
+                source = "parametrization"
+            else:
+                mask, source = weight != 0, "nonzero"
+            bias = None if module.bias is None else _numpy(module.bias).copy()
+        if mask.shape != weight.shape:
+            raise TorchTopologyError(
+                f"the mask of '{name}' has shape {tuple(mask.shape)}, its weight {tuple(weight.shape)}"
+            )
+        layers.append(TorchLayer(name, weight.copy(), mask, bias, source))
+    if masks:
+        known = {layer.name for layer in layers} | {f"{layer.name}.weight" for layer in layers}
+        unknown = sorted(set(masks) - known)
+        if unknown:
+            raise TorchTopologyError(f"masks name no nn.Linear of the model: {', '.join(unknown)}")
+    _check_chain(layers)
+    return layers
+
+
+def _check_chain(layers: list[TorchLayer]) -> None:
+    if not layers:
+        raise TorchTopologyError("the model has no nn.Linear layer to record")
+    for before, after in zip(layers, layers[1:]):
+        if before.weight.shape[0] != after.weight.shape[1]:
+            raise TorchTopologyError(
+                f"layer '{after.name}' takes {after.weight.shape[1]} inputs but '{before.name}' gives "
+                f"{before.weight.shape[0]}; only layers that chain one into the next can be stored"
+            )
+
+
+# -- saved states ---------------------------------------------------------------------------------
+
+
+def _natural_key(path: Path):
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def checkpoint_files(path: Path) -> list[Path]:
+    """One file, or the files of a directory in natural order (ckpt_2 before ckpt_10)."""
+    path = Path(path)
+    if not path.exists():
+        raise TorchTopologyError(f"{path} does not exist")
+    if path.is_file():
+        return [path]
+    files = sorted((p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")), key=_natural_key)
+    if not files:
+        raise TorchTopologyError(f"the directory {path} holds no checkpoint files")
+    return files
+
+
+def load_state(path: Path) -> tuple[dict, dict | None]:
+    """(state_dict, masks) from a state_dict file or a checkpoint dict holding one."""
+    import pickle
+
+    import torch
+
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "unsupported global" not in str(exc).lower():  # an object, not garbage
+            raise TorchTopologyError(f"{path} is not a file torch.load can read (UnpicklingError)") from None
+        raise TorchTopologyError(
+            f"{path} needs more than tensors and plain containers to load (weights_only=True refuses it); "
+            "save the model's state_dict() instead of the model object"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise TorchTopologyError(f"{path} is not a file torch.load can read ({type(exc).__name__})") from None
+    if not isinstance(loaded, dict):
+        raise TorchTopologyError(f"{path} holds a {type(loaded).__name__}, not a state_dict or a checkpoint dict")
+    masks = loaded.get("masks") if isinstance(loaded.get("masks"), dict) else None
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(loaded.get(key), dict):
+            return loaded[key], masks
+    if any(hasattr(v, "shape") for v in loaded.values()):
+        return loaded, masks
+    raise TorchTopologyError(f"{path} holds no state_dict (looked for a tensor dict, 'state_dict' and 'model')")
+
+
+def state_layers(state: dict, masks: dict | None = None) -> list[TorchLayer]:
+    """The 2-D weight layers of a state_dict, in its order, with prune masks or `masks` applied."""
+    import torch
+
+    layers = []
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            continue
+        for suffix in (".weight", ".weight_orig", ".parametrizations.weight.original"):
+            if key.endswith(suffix):
+                name = key[: -len(suffix)]
+                break
+        else:
+            continue
+        if value.dim() != 2:
+            if value.dim() in (3, 4, 5):
+                raise TorchTopologyError(
+                    f"'{key}' is a convolution kernel; importing convolutional layers is not supported yet"
+                )
+            continue
+        weight = _numpy(value).astype(np.float32)
+        given = _given_mask(masks, name)
+        stored_mask = state.get(f"{name}.weight_mask")
+        if given is not None:
+            mask, source = _numpy(torch.as_tensor(given)).astype(bool), "masks"
+        elif stored_mask is not None:
+            mask, source = _numpy(stored_mask).astype(bool), "prune"
+        else:
+            mask, source = weight != 0, "nonzero"
+        if source != "nonzero":
+            weight = weight * mask  # weight_orig times its mask is the weight the model computes with
+        bias = state.get(f"{name}.bias")
+        layers.append(TorchLayer(name, weight, mask, None if bias is None else _numpy(bias).astype(np.float32), source))
+    _check_chain(layers)
+    return layers
+
+
+def snapshot_of(layers: list[TorchLayer], run_id: str, step: int, metrics: dict[str, Any] | None = None, epoch=None):
+    from .graphstore.model import Snapshot
+
+    return Snapshot(
+        run_id,
+        step,
+        [layer.matrix() for layer in layers],
+        biases=[layer.bias for layer in layers],
+        metrics=dict(metrics or {}),
+        epoch=epoch,
+    )
