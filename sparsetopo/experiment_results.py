@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .topology import connection_keys
+
 MATCH_TOLERANCE = 0.005
 FLAT_GAIN = 0.002
 SIMILAR_ACCURACY = 0.01
@@ -207,14 +209,6 @@ def evolution_and_pairs(store, specs, findings: Findings, log, workers: int | No
 # --- Figure 4 --------------------------------------------------------------------------------------
 
 
-def _keys(m, nonzero: bool = False) -> np.ndarray:
-    """Sorted positions of a layer's connections (only those with a nonzero weight, as a file of
-    nonzero weights would show them, when `nonzero`)."""
-    c = m.tocoo()
-    keep = c.data != 0 if nonzero else slice(None)
-    return np.unique(c.row[keep].astype(np.int64) * m.shape[1] + c.col[keep])
-
-
 def _off_diagonal_mean(m: np.ndarray) -> float:
     n = m.shape[0]
     return float(m[~np.eye(n, dtype=bool)].mean()) if n > 1 else float("nan")
@@ -296,18 +290,18 @@ def figure4(store, scale, specs, findings: Findings, figures_dir: Path, workers:
             for k, v in means.items():
                 out["layer_mean"].setdefault(k, {})[e] = v
         if step == 1:
-            first_keys = {i: [_keys(m) for m in net] for i, net in enumerate(nets)}
-            first_nonzero = {i: [_keys(m, True) for m in net] for i, net in enumerate(nets)}
+            first_keys = {i: [connection_keys(m) for m in net] for i, net in enumerate(nets)}
+            first_nonzero = {i: [connection_keys(m, nonzero=True) for m in net] for i, net in enumerate(nets)}
         if e != "initial":
             for k in range(n_layers):
                 if first_keys:
                     alive = [
-                        np.isin(first_keys[i][k], _keys(net[k]), assume_unique=True).mean()
+                        np.isin(first_keys[i][k], connection_keys(net[k]), assume_unique=True).mean()
                         for i, net in enumerate(nets)
                     ]
                     out["survival"].setdefault(k, {})[e] = float(np.mean(alive))
                     alive_nz = [
-                        np.isin(first_nonzero[i][k], _keys(net[k], True), assume_unique=True).mean()
+                        np.isin(first_nonzero[i][k], connection_keys(net[k], nonzero=True), assume_unique=True).mean()
                         for i, net in enumerate(nets)
                     ]
                     out["survival_nonzero"].setdefault(k, {})[e] = float(np.mean(alive_nz))

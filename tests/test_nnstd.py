@@ -14,8 +14,9 @@ from nnstd_reference import edit_cost, neuron_sets, reference_nnstd
 import sparsetopo.analysis.nnstd as nnstd_module
 from sparsetopo.analysis.assignment import TieBreakError, exact_assignment, scipy_exact_layer, sparse_assignment
 from sparsetopo.analysis.nnstd import NNSTDError, masks_of, nnstd, nnstd_masks, tie_sensitivity
-from sparsetopo.analysis.nnstd_costs import connection_mask, dense_costs, fan_in
+from sparsetopo.analysis.nnstd_costs import dense_costs, fan_in
 from sparsetopo.analysis.nnstd_parallel import nnstd_matrix, nnstd_pairs
+from sparsetopo.topology import connection_mask
 
 
 def random_network(sizes, density, rng):
