@@ -139,7 +139,7 @@ def evolution_and_pairs(store, specs, findings: Findings, log, workers: int | No
     set_runs = [s for s in specs if s.part == "performance" and s.method == "set"]
     ends = {}  # run_id -> (first step, last step, initial layers, final layers), each read once
     for s in set_runs:
-        rows = nnstd_evolution(store, s.run_id, "initial", "exact", workers, purpose="evolution")
+        rows = nnstd_evolution(store, s.run_id, "initial", "exact", workers)
         findings.evolution[s.run_id] = [0.0] + [r["distance"] for r in rows]
         first, last = rows[0]["reference_step"], rows[-1]["step"]
         ends[s.run_id] = (
@@ -272,13 +272,14 @@ def figure4(store, scale, specs, findings: Findings, figures_dir: Path, workers:
         result = nnstd_matrix(nets, workers=workers)
         d, per_layer = result["distance"], result["layers"]
         for i, j in itertools.combinations(range(len(runs)), 2):
+            # nnstd_matrix computed NNSTD(later, earlier): runs[j] played A
             store.write_nnstd(
-                runs[i].run_id,
-                step,
                 runs[j].run_id,
                 step,
-                float(d[i, j]),
-                [float(x) for x in per_layer[i, j]],
+                runs[i].run_id,
+                step,
+                float(d[j, i]),
+                [float(x) for x in per_layer[j, i]],
                 "exact",
                 purpose="figure4",
             )

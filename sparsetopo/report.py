@@ -32,6 +32,9 @@ _PREFERRED_STATS = [
     "stat_n_outputs_unreached",
     "stat_paths_per_output_mean",
 ]
+# a and b: the snapshots that played NNSTD's A and B
+_EVOLUTION_COLUMNS = ("step", "distance", "layers", "method", "a", "b", "purpose", "source")
+_PAIR_COLUMNS = ("run_a", "step_a", "run_b", "step_b", "distance", "method", "a", "b", "purpose", "source")
 MAX_STAT_PANELS = 9
 MAX_LAYER_STAT_PANELS = 6
 
@@ -377,8 +380,8 @@ def _run_section(run: RunData, report_cmd: str) -> str:
         sources = sorted({e["source"] for e in run.evolution if e.get("distance") is not None})
         parts.append(
             _table(
-                [{k: e.get(k) for k in ("step", "distance", "layers", "method", "source")} for e in run.evolution],
-                ["step", "distance", "layers", "method", "source"],
+                [{k: e.get(k) for k in _EVOLUTION_COLUMNS} for e in run.evolution],
+                list(_EVOLUTION_COLUMNS),
                 "evolution",
             )
         )
@@ -427,11 +430,8 @@ def render(data: ReportData, command: str, generated_at: float | None = None) ->
             parts.append(_figure("compare/nnstd", png, "NNSTD between the final snapshots of the runs"))
             parts.append(
                 _table(
-                    [
-                        {k: p.get(k) for k in ("run_a", "step_a", "run_b", "step_b", "distance", "method", "source")}
-                        for p in data.pairs
-                    ],
-                    ["run_a", "step_a", "run_b", "step_b", "distance", "method", "source"],
+                    [{k: p.get(k) for k in _PAIR_COLUMNS} for p in data.pairs],
+                    list(_PAIR_COLUMNS),
                     "nnstd-pairs",
                 )
             )

@@ -238,8 +238,8 @@ def test_delete_removes_one_run_and_nothing_else(store):
         store.create_run(RunInfo(snaps[0].run_id, snaps[0].architecture))
         for s in snaps:
             store.write_snapshot(s)
-    store.write_nnstd("keep", 0, "gone", 0, 0.5, [0.5, 0.5], "test")
-    store.write_nnstd("keep", 0, "keep", 2, 0.25, [0.25, 0.25], "test")
+    store.write_nnstd("keep", 0, "gone", 0, 0.5, [0.5, 0.5], "test", purpose="test")
+    store.write_nnstd("keep", 0, "keep", 2, 0.25, [0.25, 0.25], "test", purpose="test")
     counts = store.delete_run("gone")
     assert counts["runs"] == 1 and counts["snapshots"] == 3
     assert store.read("MATCH (n {run_id:'gone'}) RETURN count(n) AS n")[0]["n"] == 0
