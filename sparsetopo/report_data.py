@@ -43,7 +43,7 @@ class ReportData:
     notes: list[str] = field(default_factory=list)
 
 
-def _numeric(v: Any) -> bool:
+def is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
@@ -60,7 +60,7 @@ def read_run(store, run_id: str) -> RunData:
     rows = []
     for r in layers:
         row = {k: r[k] for k in ("step", "layer", "n_in", "n_out", "nnz", "appeared", "vanished")}
-        row.update({k: v for k, v in r["stats"] if _numeric(v)})
+        row.update({k: v for k, v in r["stats"] if is_number(v)})
         rows.append(row)
     return RunData(run_id, config, sorted(snapshots, key=lambda s: s["step"]), rows)
 
@@ -189,13 +189,13 @@ def metric_keys(run: RunData) -> list[str]:
         k
         for s in run.snapshots
         for k, v in s.items()
-        if _numeric(v) and k not in _NOT_METRICS and not k.startswith(STAT)
+        if is_number(v) and k not in _NOT_METRICS and not k.startswith(STAT)
     )
     return list(keys)
 
 
 def snapshot_stat_keys(run: RunData) -> list[str]:
-    return list(dict.fromkeys(k for s in run.snapshots for k, v in s.items() if k.startswith(STAT) and _numeric(v)))
+    return list(dict.fromkeys(k for s in run.snapshots for k, v in s.items() if k.startswith(STAT) and is_number(v)))
 
 
 def layer_stat_keys(run: RunData) -> list[str]:

@@ -135,9 +135,9 @@ def matrix(
         result = nnstd_matrix(nets, method=method, workers=workers, on_progress=update, names=networks)
     distance, layers = result["distance"], result["layers"]
     if out is not None:
-        from sparsetopo.analysis.heatmap import plot_distance_heatmap
+        from sparsetopo.analysis.figures import nnstd_heatmap, save_png
 
-        plot_distance_heatmap(distance, networks, out, title=f"NNSTD ({method})")
+        save_png(nnstd_heatmap(distance, networks, title=f"NNSTD ({method})"), out)
     if as_json:
         print(json_text({"labels": list(networks), "distance": distance.tolist(), "layers": layers.tolist()}))
     elif as_csv:
@@ -185,16 +185,16 @@ def evolution(
         with progress_bar("NNSTD evolution") as update:
             rows = nnstd_evolution(store, run_id, reference, method, workers, on_progress=update)
 
-    from sparsetopo.analysis.heatmap import plot_evolution
+    from sparsetopo.analysis.figures import nnstd_evolution, save_png
 
     out = out or Path(f"nnstd_{run_id}_{reference}.png")
-    plot_evolution(
+    fig = nnstd_evolution(
         [r["step"] for r in rows],
         [r["distance"] for r in rows],
         [r["layers"] for r in rows],
-        out,
         title=f"NNSTD of {run_id} to the {reference} snapshot ({method})",
     )
+    save_png(fig, out)
     emit(
         rows,
         ["step", "epoch", "reference_step", "distance", "layers"],

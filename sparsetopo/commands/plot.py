@@ -17,7 +17,7 @@ def plot(
 
     The input-degree heatmaps (first and last step) need a square input, e.g. 28x28 MNIST.
     """
-    from sparsetopo.analysis import plots
+    from sparsetopo.analysis import figures
     from sparsetopo.analysis.structure import binary_layers, in_degrees, out_degrees
     from sparsetopo.graphstore.evolution import ensure_evolution
     from sparsetopo.graphstore.queries import run_named
@@ -48,14 +48,16 @@ def plot(
                 if step == steps[-1]:
                     last_out = out_degrees(adj[0])
                 update(i, len(picked))
-    written.append(plots.plot_churn(churn, out / "churn.png"))
-    written.append(plots.plot_degree_distributions(in_deg, out / "degree_distributions.png"))
-    if plots.image_side(first_out.size):
-        written.append(plots.plot_input_heatmaps(first_out, last_out, (steps[0], steps[-1]), out / "input_degree.png"))
+    written.append(figures.save_png(figures.churn(churn), out / "churn.png"))
+    written.append(figures.save_png(figures.degree_distributions(in_deg), out / "degree_distributions.png"))
+    if figures.image_side(first_out.size):
+        heatmaps = figures.input_heatmaps(first_out, last_out, (steps[0], steps[-1]))
+        written.append(figures.save_png(heatmaps, out / "input_degree.png"))
     else:
         typer.echo(f"no input-degree heatmap: {first_out.size} inputs are not a square image", err=True)
     accuracy_keys = sorted({k for s in snaps for k in s if "acc" in k.lower() and not k.startswith("stat_")})
     accuracy = {k: [s.get(k) for s in snaps] for k in accuracy_keys}
-    written.append(plots.plot_curves(steps, accuracy, [s["density"] for s in snaps], out / "accuracy_density.png"))
+    curves = figures.accuracy_density(steps, accuracy, [s["density"] for s in snaps])
+    written.append(figures.save_png(curves, out / "accuracy_density.png"))
     for path in written:
         typer.echo(str(path))
