@@ -13,6 +13,7 @@ from sparsetopo.graphstore.model import RunInfo, Snapshot
 from sparsetopo.graphstore.reader import snapshots_equal
 from sparsetopo.graphstore.store import GraphStore
 from sparsetopo.graphstore.synthetic import synthetic_run
+from sparsetopo.topology import connection_keys
 
 pytestmark = pytest.mark.neo4j
 _ids = itertools.count()
@@ -157,7 +158,7 @@ def test_unchanged_connections_are_stored_at_every_step(store, chunked, monkeypa
         "l.appeared AS a, l.vanished AS v ORDER BY t",
         {"r": run_id},
     )
-    expected = [writer.linear_positions(s.layers[0]).tolist() for s in snaps]
+    expected = [connection_keys(s.layers[0]).tolist() for s in snaps]
     assert [r["p"] for r in rows] == expected
     assert [(r["a"], r["v"]) for r in rows][2:] == [(0, 0), (0, 0)]
     # One lifetime per connection of layer 0 since step 1, each with the final weight.
