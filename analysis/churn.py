@@ -2,8 +2,8 @@
 
 This is the matrix-side definition of evolution that the graph store's SYNAPSE
 lifetimes must agree with: a connection is alive at a step when its matrix
-stores an entry (whatever the weight: a connection grown at 0 is alive); a lifetime is a maximal run of consecutive steps in which it is alive
-(pruned then regrown = two lifetimes); `born` is the first step of a lifetime and
+stores an entry (sparsetopo.topology.connection_keys; a connection grown at 0 is alive);
+a lifetime is a maximal run of consecutive steps in which it is alive (pruned then regrown = two lifetimes); `born` is the first step of a lifetime and
 `died` the first later step without it (None while alive at the last step).
 """
 
@@ -14,12 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-
-def connection_keys(matrix: sp.spmatrix) -> np.ndarray:
-    """Sorted int64 keys row * n_cols + col of the stored entries (the connections)."""
-    coo = sp.coo_matrix(matrix)
-    keys = coo.row.astype(np.int64) * matrix.shape[1] + coo.col.astype(np.int64)
-    return np.unique(keys)
+from ..topology import connection_keys
 
 
 def churn_table(steps: Sequence[int], snapshots: Sequence[Sequence[sp.spmatrix]]) -> list[dict]:

@@ -1,8 +1,8 @@
 """Neural Network Sparse Topology Distance (Liu et al. 2020), as the authors' code computes it.
 
-A network is a list of layer matrices (rows = inputs, columns = outputs, any
-nonzero = connection; no bias row). For layer k the output neurons of A and B
-are matched one to one at minimum total cost (costs: analysis.nnstd_costs);
+A network is a list of layer matrices (rows = inputs, columns = outputs, every
+stored entry a connection as in sparsetopo.topology; no bias row). For layer k the output
+neurons of A and B are matched one to one at minimum total cost (costs: analysis.nnstd_costs);
 layer distance = matched cost / number of output neurons; before layer k+1 is
 compared, row j of B's next matrix becomes its row perm[j], so B's hidden
 neurons carry the labels of the A neurons they were matched with. The network
@@ -28,8 +28,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import UserError
+from ..topology import check_chain, connection_mask
 from .assignment import exact_layer, sparse_layer
-from .nnstd_costs import connection_mask
 
 METHODS = ("exact", "sparse")
 DEFAULT_TIE_BREAKS = ("default", "reversed", "shuffle:1", "shuffle:2", "shuffle:3")
@@ -54,17 +54,9 @@ Network = Sequence[sp.spmatrix | np.ndarray]
 
 
 def masks_of(network: Network, name: str = "network") -> list[sp.csc_matrix]:
-    """Connection masks of a network, checking that its layers chain."""
-    if len(network) == 0:
-        raise NNSTDError(f"{name} has no layers")
-    masks = [connection_mask(m) for m in network]
-    for k in range(1, len(masks)):
-        if masks[k - 1].shape[1] != masks[k].shape[0]:
-            raise NNSTDError(
-                f"{name}'s layers do not chain: layer {k - 1} has {masks[k - 1].shape[1]} outputs "
-                f"but layer {k} has {masks[k].shape[0]} inputs"
-            )
-    return masks
+    """Connection masks (CSC, int32) of a network, checking that its layers chain."""
+    check_chain(network, name, NNSTDError)
+    return [connection_mask(m) for m in network]
 
 
 def check_comparable(masks_a: list[sp.csc_matrix], masks_b: list[sp.csc_matrix]) -> None:

@@ -1,8 +1,10 @@
 """NNSTD pairing costs from sparse products, never from loops over neuron pairs.
 
-Output neuron j of a layer is the set of input rows connected to it in column j:
-the stored entries of a sparse matrix (a connection at weight exactly 0 included), the
-nonzeros of a dense array. The cost of pairing neuron a of network A with neuron b of network B
+Output neuron j of a layer is the set of input rows connected to it in column j of the
+layer's connection mask (sparsetopo.topology.connection_mask: the stored entries of a sparse
+matrix, a connection at weight exactly 0 included; the nonzeros of a dense array, as the
+authors' script reads its dense matrices; the paper's files store no zeros, so both readings
+agree on them). The cost of pairing neuron a of network A with neuron b of network B
 is the normalized edit distance (|a| + |b| - 2|a∩b|) / |a∪b| (0 when both are
 empty), computed as one float64 division of exact integer counts so it equals,
 bit for bit, the authors' Python `int / int`.
@@ -12,18 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-
-
-def connection_mask(matrix: sp.spmatrix | np.ndarray) -> sp.csc_matrix:
-    """0/1 int32 CSC mask of a layer: every stored entry (NaN and explicit zeros included) is a connection.
-
-    The authors' script reads dense matrices and takes their nonzeros; the paper's files store no
-    zeros, so both readings agree on them. A dense array converts to its nonzeros.
-    """
-    m = sp.csc_matrix(matrix, copy=True)
-    m.sum_duplicates()  # duplicates of one position are one connection
-    m.sort_indices()
-    return sp.csc_matrix((np.ones(m.nnz, dtype=np.int32), m.indices, m.indptr), shape=m.shape)
 
 
 def fan_in(mask: sp.csc_matrix) -> np.ndarray:

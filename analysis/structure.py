@@ -1,7 +1,8 @@
 """Structural statistics of a sparse layered network, from plain sparse matrices.
 
 Input: the weight matrices of one topology, matrix k of shape (n_k, n_{k+1})
-(row = input neuron, column = output neuron); a connection is a nonzero entry.
+(row = input neuron, column = output neuron); a connection is a stored entry, explicit
+zeros included (sparsetopo.topology).
 Output: flat dicts of numbers (and short lists of numbers) so callers can store
 them as database properties or print them as table columns.
 
@@ -26,6 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import UserError
+from ..topology import check_chain, connection_mask, layer_sizes
 from .reachability import flow_statistics
 
 
@@ -34,19 +36,9 @@ class StructureError(UserError, ValueError):
 
 
 def binary_layers(layers: Sequence[sp.spmatrix]) -> list[sp.csr_matrix]:
-    """0/1 CSR adjacency of each layer (every stored entry, explicit zeros included); checks that shapes chain."""
-    if not layers:
-        raise StructureError("a network needs at least one weight matrix")
-    out: list[sp.csr_matrix] = []
-    for k, m in enumerate(layers):
-        a = sp.csr_matrix(m)
-        a.sum_duplicates()
-        a = sp.csr_matrix((np.ones(a.nnz, dtype=np.float64), a.indices, a.indptr), shape=a.shape)
-        a.sum_duplicates()
-        if out and out[-1].shape[1] != a.shape[0]:
-            raise StructureError(f"layer {k - 1} has {out[-1].shape[1]} outputs but layer {k} has {a.shape[0]} inputs")
-        out.append(a)
-    return out
+    """0/1 float64 CSR adjacency of each layer (every stored entry, explicit zeros included); checks that shapes chain."""
+    check_chain(layers, error=StructureError)
+    return [connection_mask(m, "csr", np.float64) for m in layers]
 
 
 def gini(values: np.ndarray) -> float:
@@ -90,7 +82,7 @@ def in_degrees(a: sp.csr_matrix) -> np.ndarray:
 
 def neuron_degrees(adj: list[sp.csr_matrix]) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per neuron layer l = 0..L: (in-degrees, out-degrees); zeros where a layer has no such side."""
-    sizes = [adj[0].shape[0]] + [a.shape[1] for a in adj]
+    sizes = layer_sizes(adj)
     ins = [np.zeros(sizes[0], dtype=np.int64)] + [in_degrees(a) for a in adj]
     outs = [out_degrees(a) for a in adj] + [np.zeros(sizes[-1], dtype=np.int64)]
     return ins, outs
@@ -100,7 +92,7 @@ def _graph(adj: list[sp.csr_matrix]):
     """The layered directed igraph graph; vertex id = layer offset + neuron index."""
     import igraph as ig
 
-    sizes = [adj[0].shape[0]] + [a.shape[1] for a in adj]
+    sizes = layer_sizes(adj)
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     parts = []
     for k, a in enumerate(adj):
@@ -153,7 +145,7 @@ def layer_statistics(matrix: sp.spmatrix, hubs: int = 5) -> dict:
 def network_statistics(layers: Sequence[sp.spmatrix], hubs: int = 5) -> dict:
     """Statistics of the whole network as one layered directed graph."""
     adj = binary_layers(layers)
-    sizes = [adj[0].shape[0]] + [a.shape[1] for a in adj]
+    sizes = layer_sizes(adj)
     ins, outs = neuron_degrees(adj)
     n_syn = int(sum(a.nnz for a in adj))
     possible = sum(a.shape[0] * a.shape[1] for a in adj)

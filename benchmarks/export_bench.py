@@ -21,7 +21,7 @@ from benchmarks._server import benchmark_store
 from sparsetopo.graphstore.model import RunInfo
 from sparsetopo.graphstore.reader import snapshots_equal
 from sparsetopo.graphstore.synthetic import synthetic_run
-from sparsetopo.graphstore.writer import linear_positions
+from sparsetopo.topology import connection_keys
 
 
 def main() -> None:
@@ -46,7 +46,7 @@ def main() -> None:
             else:
                 created = closed = 0
                 for a, b in zip(prev.layers, s.layers):
-                    pa, pb = set(linear_positions(a).tolist()), set(linear_positions(b).tolist())
+                    pa, pb = set(connection_keys(a).tolist()), set(connection_keys(b).tolist())
                     created += len(pb - pa)
                     closed += len(pa - pb)
             t0 = time.perf_counter()

@@ -33,8 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sparsetopo.analysis import lsap
 from sparsetopo.analysis.assignment import exact_assignment, lsap_assignment, sparse_assignment
 from sparsetopo.analysis.nnstd import nnstd
-from sparsetopo.analysis.nnstd_costs import connection_mask, dense_costs, fan_in
+from sparsetopo.analysis.nnstd_costs import dense_costs, fan_in
 from sparsetopo.analysis.nnstd_parallel import default_workers, matrix_pairs, nnstd_pairs
+from sparsetopo.topology import connection_mask
 
 SHAPE = [784, 784, 784, 784, 10]
 

@@ -4,7 +4,8 @@ A network with layer sizes [n0, ..., nL] has L weight matrices; matrix k has
 shape (n_k, n_{k+1}): row = input neuron, column = output neuron. Weights are
 float32 and a connection exists exactly where the sparse matrix stores an entry, whatever
 its value: a connection grown at weight 0 (SET's Keras code, RigL) is stored as an explicit
-zero. A dense array has no stored zeros, so converting one keeps only its nonzeros.
+zero. A dense array has no stored zeros, so converting one keeps only its nonzeros. The
+connection sets and the chaining check are sparsetopo.topology's, shared with analysis.
 """
 
 from __future__ import annotations
@@ -15,11 +16,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import UserError
-
-
-class TopologyError(UserError, ValueError):
-    """A topology that cannot be a network: shapes that do not chain, bad biases."""
+from ..topology import TopologyError, check_chain, layer_sizes
 
 
 def as_float32(values: Any, what: str) -> np.ndarray:
@@ -80,7 +77,7 @@ class Snapshot:
             None if b is None else as_float32(b, f"the bias of layer {k} of {where}").ravel()
             for k, b in enumerate(self.biases)
         ]
-        validate_layers(self.layers, self.biases)
+        validate_layers(self.layers, self.biases, where)
 
     @property
     def architecture(self) -> list[int]:
@@ -112,22 +109,11 @@ class RunInfo:
     config: dict[str, Any] = field(default_factory=dict)  # any further flat scalar settings
 
 
-def layer_sizes(layers: list[sp.spmatrix]) -> list[int]:
-    if not layers:
-        return []
-    return [layers[0].shape[0]] + [m.shape[1] for m in layers]
-
-
-def validate_layers(layers: list[sp.spmatrix], biases: list[np.ndarray | None] | None = None) -> None:
+def validate_layers(
+    layers: list[sp.spmatrix], biases: list[np.ndarray | None] | None = None, name: str = "the snapshot"
+) -> None:
     """Raise TopologyError unless consecutive layers chain and biases fit their layer."""
-    if not layers:
-        raise TopologyError("a snapshot needs at least one weight matrix")
-    for k in range(1, len(layers)):
-        if layers[k - 1].shape[1] != layers[k].shape[0]:
-            raise TopologyError(
-                f"layer shapes do not chain: layer {k - 1} has {layers[k - 1].shape[1]} outputs "
-                f"but layer {k} has {layers[k].shape[0]} inputs"
-            )
+    check_chain(layers, name)
     if biases is not None:
         if len(biases) != len(layers):
             raise TopologyError(f"{len(biases)} bias vectors given for {len(layers)} layers")

@@ -11,7 +11,8 @@ per-step (:LayerSnapshot) nodes, never by scanning all of a run's synapses:
   `sparsetopo stats` fill them; until then those columns are null);
 - lists of synapses seek the SYNAPSE range indexes on (run_id, born) and
   (run_id, died), stopping after $limit rows;
-- one neuron's history starts from its unique (run_id, layer, index) key.
+- one neuron's history starts from its unique (run_id, layer, index) key;
+- stored NNSTD is reached from the run's few Snapshot nodes.
 """
 
 from __future__ import annotations
@@ -223,6 +224,32 @@ _LIST = [
         "RETURN p / l.n_out AS neuron, count(*) AS degree\n"
         "ORDER BY neuron",
         (RUN, STEP, Param("layer", int, "the neuron layer", 0)),
+    ),
+    NamedQuery(
+        "nnstd",
+        "Stored NNSTD relationships that involve a snapshot of the run: the two snapshots (the relationship "
+        "goes from the smaller (run_id, step) to the larger), `a` and `b` (RUN@STEP of the snapshots that "
+        "played NNSTD's A and B), why it was computed (`purpose`), the method and the distances.",
+        "MATCH (:Snapshot {run_id: $run_id})-[d:NNSTD]-(:Snapshot)\n"
+        "WHERE $purpose IS NULL OR d.purpose = $purpose\n"
+        "WITH DISTINCT d, startNode(d) AS x, endNode(d) AS y\n"
+        "WHERE x.complete IS NULL AND y.complete IS NULL\n"
+        "RETURN x.run_id AS from_run, x.step AS from_step, y.run_id AS to_run, y.step AS to_step,\n"
+        "       d.a AS a, d.b AS b, d.purpose AS purpose, d.method AS method,\n"
+        "       d.distance AS distance, d.layers AS layers\n"
+        "ORDER BY from_run, from_step, to_run, to_step, method\n"
+        "LIMIT $limit",
+        (
+            RUN,
+            Param(
+                "purpose",
+                str,
+                "only those computed for this purpose (evolution-initial, evolution-previous, "
+                "independent-initial, independent-final, figure4, report); all when omitted",
+                None,
+            ),
+            LIMIT,
+        ),
     ),
 ]
 

@@ -217,21 +217,33 @@ class GraphStore:
         distance: float,
         layers: list[float],
         method: str,
-        **extra: Any,
+        *,
+        purpose: str,
     ) -> None:
-        """One NNSTD relationship per unordered pair of snapshots and method, directed from the smaller key."""
+        """Store NNSTD(A, B) of snapshot A = (run_a, step_a) and B = (run_b, step_b), computed for `purpose`.
+
+        One relationship per unordered pair and method, directed from the smaller (run_id, step); its
+        `a` and `b` ("RUN@STEP") say which snapshot played A and which B, since tie-breaking makes
+        NNSTD depend on the orientation. Writing a pair again replaces every property.
+        """
         from .errors import UnknownSnapshotError
 
+        for what, value in (("method", method), ("purpose", purpose)):
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"an NNSTD relationship needs a {what}, not {value!r}")
         (ra, sa), (rb, sb) = sorted([(run_a, step_a), (run_b, step_b)])
         props = {
             "distance": float(distance),
             "layers": [float(x) for x in layers],
             "method": method,
+            "purpose": purpose,
+            "a": f"{run_a}@{step_a}",
+            "b": f"{run_b}@{step_b}",
             "computed_at": time.time(),
-        } | extra
+        }
         records, _, _ = self.driver.execute_query(
             "MATCH (a:Snapshot {run_id: $ra, step: $sa}) MATCH (b:Snapshot {run_id: $rb, step: $sb}) "
-            "MERGE (a)-[d:NNSTD {method: $method}]->(b) SET d += $props RETURN count(d) AS n",
+            "MERGE (a)-[d:NNSTD {method: $method}]->(b) SET d = $props RETURN count(d) AS n",
             ra=ra,
             sa=sa,
             rb=rb,

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from ..topology import connection_keys
 from .errors import GraphStoreError, RunConflictError, RunInconsistentError, UnknownRunError, check_run_id
 from .lease import WriterLeases
 from .model import Snapshot
@@ -42,12 +43,6 @@ def _env_int(name: str, default: int) -> int:
 CHUNK = _env_int("SPARSETOPO_WRITE_CHUNK", 50_000)
 BATCH = min(20_000, CHUNK)  # rows per UNWIND statement
 FINISH_WORKERS = 2  # sessions setting latest weights at the end of a run (see SnapshotWriter.finish)
-
-
-def linear_positions(m: sp.csr_matrix) -> np.ndarray:
-    """Row-major positions row * n_out + col of the stored entries, ascending for canonical CSR."""
-    rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
-    return rows * m.shape[1] + m.indices.astype(np.int64)
 
 
 @dataclass
@@ -90,7 +85,7 @@ class LayerDiff:
 
 
 def diff_layer(previous: LayerState | None, current: sp.csr_matrix) -> LayerDiff:
-    pos = linear_positions(current)
+    pos = connection_keys(current)  # aligned with current.data: Snapshot layers are canonical CSR
     w = current.data.astype(np.float32, copy=False)
     empty = np.empty(0, dtype=np.int64)
     if previous is None:

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .topology import connection_keys
+
 MATCH_TOLERANCE = 0.005
 FLAT_GAIN = 0.002
 SIMILAR_ACCURACY = 0.01
@@ -137,7 +139,7 @@ def evolution_and_pairs(store, specs, findings: Findings, log, workers: int | No
     set_runs = [s for s in specs if s.part == "performance" and s.method == "set"]
     ends = {}  # run_id -> (first step, last step, initial layers, final layers), each read once
     for s in set_runs:
-        rows = nnstd_evolution(store, s.run_id, "initial", "exact", workers, purpose="evolution")
+        rows = nnstd_evolution(store, s.run_id, "initial", "exact", workers)
         findings.evolution[s.run_id] = [0.0] + [r["distance"] for r in rows]
         first, last = rows[0]["reference_step"], rows[-1]["step"]
         ends[s.run_id] = (
@@ -207,14 +209,6 @@ def evolution_and_pairs(store, specs, findings: Findings, log, workers: int | No
 # --- Figure 4 --------------------------------------------------------------------------------------
 
 
-def _keys(m, nonzero: bool = False) -> np.ndarray:
-    """Sorted positions of a layer's connections (only those with a nonzero weight, as a file of
-    nonzero weights would show them, when `nonzero`)."""
-    c = m.tocoo()
-    keep = c.data != 0 if nonzero else slice(None)
-    return np.unique(c.row[keep].astype(np.int64) * m.shape[1] + c.col[keep])
-
-
 def _off_diagonal_mean(m: np.ndarray) -> float:
     n = m.shape[0]
     return float(m[~np.eye(n, dtype=bool)].mean()) if n > 1 else float("nan")
@@ -251,7 +245,7 @@ def figure4(store, scale, specs, findings: Findings, figures_dir: Path, workers:
     The paper's epoch e is this project's step e + 1: its epoch_000 files are already after one epoch
     of training and one topology update. Step 0 (the untrained topologies) is reported as "initial".
     """
-    from sparsetopo.analysis.heatmap import plot_distance_heatmap
+    from sparsetopo.analysis.figures import nnstd_heatmap
     from sparsetopo.analysis.nnstd_parallel import nnstd_matrix
 
     runs = sorted((s for s in specs if s.part == "figure4"), key=lambda s: s.fig4_index)
@@ -278,13 +272,14 @@ def figure4(store, scale, specs, findings: Findings, figures_dir: Path, workers:
         result = nnstd_matrix(nets, workers=workers)
         d, per_layer = result["distance"], result["layers"]
         for i, j in itertools.combinations(range(len(runs)), 2):
+            # nnstd_matrix computed NNSTD(later, earlier): runs[j] played A
             store.write_nnstd(
-                runs[i].run_id,
-                step,
                 runs[j].run_id,
                 step,
-                float(d[i, j]),
-                [float(x) for x in per_layer[i, j]],
+                runs[i].run_id,
+                step,
+                float(d[j, i]),
+                [float(x) for x in per_layer[j, i]],
                 "exact",
                 purpose="figure4",
             )
@@ -296,18 +291,18 @@ def figure4(store, scale, specs, findings: Findings, figures_dir: Path, workers:
             for k, v in means.items():
                 out["layer_mean"].setdefault(k, {})[e] = v
         if step == 1:
-            first_keys = {i: [_keys(m) for m in net] for i, net in enumerate(nets)}
-            first_nonzero = {i: [_keys(m, True) for m in net] for i, net in enumerate(nets)}
+            first_keys = {i: [connection_keys(m) for m in net] for i, net in enumerate(nets)}
+            first_nonzero = {i: [connection_keys(m, nonzero=True) for m in net] for i, net in enumerate(nets)}
         if e != "initial":
             for k in range(n_layers):
                 if first_keys:
                     alive = [
-                        np.isin(first_keys[i][k], _keys(net[k]), assume_unique=True).mean()
+                        np.isin(first_keys[i][k], connection_keys(net[k]), assume_unique=True).mean()
                         for i, net in enumerate(nets)
                     ]
                     out["survival"].setdefault(k, {})[e] = float(np.mean(alive))
                     alive_nz = [
-                        np.isin(first_nonzero[i][k], _keys(net[k], True), assume_unique=True).mean()
+                        np.isin(first_nonzero[i][k], connection_keys(net[k], nonzero=True), assume_unique=True).mean()
                         for i, net in enumerate(nets)
                     ]
                     out["survival_nonzero"].setdefault(k, {})[e] = float(np.mean(alive_nz))
@@ -320,8 +315,9 @@ def figure4(store, scale, specs, findings: Findings, figures_dir: Path, workers:
         name = "initial" if e == "initial" else f"epoch_{e:03d}"
         path = figures_dir / f"fig4_layer0_{name}.png"
         title = "initial topologies" if e == "initial" else f"epoch {e}"
-        plot_distance_heatmap(per_layer[:, :, 0], labels, path, title=f"NNSTD, layer 0, among the ten: {title}")
-        findings.figures.append(str(path))
+        _save(
+            nnstd_heatmap(per_layer[:, :, 0], labels, title=f"NNSTD, layer 0, among the ten: {title}"), path, findings
+        )
     sizes = list(store.get_run(runs[0].run_id)["architecture"])
     out["random_reference"] = random_reference(scale, sizes, workers)
     out["final_accuracies"] = [steps_of[i][max(common)]["test_accuracy"] for i in range(len(runs))]
@@ -348,57 +344,50 @@ def figure4(store, scale, specs, findings: Findings, figures_dir: Path, workers:
 
 
 def accuracy_figure(store, specs, figures_dir: Path, findings: Findings) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from sparsetopo.analysis.figures import Panel
 
     perf = [s for s in specs if s.part == "performance"]
     if perf:
-        datasets = list(dict.fromkeys(s.dataset for s in perf))
-        fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
-        for ax, ds in zip(axes[0], datasets):
+        seed = perf[0].seed
+        panels = []
+        for ds in dict.fromkeys(s.dataset for s in perf):
+            series = {}
             for s in perf:
-                if s.dataset != ds or s.seed != perf[0].seed:
-                    continue
-                snaps = store.list_snapshots(s.run_id)
-                label = s.method if s.epsilon is None else f"{s.method} ε={s.epsilon:g}"
-                ax.plot([x["epoch"] for x in snaps[1:]], [x["test_accuracy"] for x in snaps[1:]], label=label)
-            ax.set_title(f"{ds}: test accuracy (seed {perf[0].seed})")
-            ax.set_xlabel("epoch")
-            ax.set_ylabel("test accuracy")
-            ax.legend(fontsize=8)
-        _save(plt, fig, figures_dir / "accuracy.png", findings)
+                if s.dataset == ds and s.seed == seed:
+                    snaps = store.list_snapshots(s.run_id)[1:]
+                    label = s.method if s.epsilon is None else f"{s.method} ε={s.epsilon:g}"
+                    series[label] = ([x["epoch"] for x in snaps], [x["test_accuracy"] for x in snaps])
+            panels.append(
+                Panel(series, title=f"{ds}: test accuracy (seed {seed})", xlabel="epoch", ylabel="test accuracy")
+            )
+        _save_curves(panels, figures_dir / "accuracy.png", findings)
 
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for run_id, series in findings.evolution.items():
-            ax.plot(range(len(series)), series, label=run_id.replace("paper-", ""))
-        ax.set_xlabel("evolution step (epoch)")
-        ax.set_ylabel("NNSTD to the initial topology")
-        ax.set_ylim(0, 1)
-        ax.set_title("SET: distance from the initial topology")
-        ax.legend(fontsize=6)
-        _save(plt, fig, figures_dir / "evolution.png", findings)
+        moved = {
+            run_id.replace("paper-", ""): (list(range(len(series))), series)
+            for run_id, series in findings.evolution.items()
+        }
+        title = "SET: distance from the initial topology"
+        panel = Panel(moved, title, "evolution step (epoch)", "NNSTD to the initial topology", ylim=(0, 1))
+        _save_curves([panel], figures_dir / "evolution.png", findings)
 
     if findings.fig4.get("layer_mean"):
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for k, series in findings.fig4["layer_mean"].items():
-            xs = sorted(series)
-            (line,) = ax.plot(xs, [series[x] for x in xs], marker="o", label=f"layer {k}")
-            ax.axhline(findings.fig4["random_reference"][k], color=line.get_color(), linestyle=":", linewidth=1)
-        ax.set_xlabel("epoch (the paper's numbering)")
-        ax.set_ylabel("mean NNSTD among the ten")
-        ax.set_ylim(0, 1)
-        ax.set_title("Figure 4: similar starts against independent random topologies (dotted)")
-        ax.legend(fontsize=8)
-        _save(plt, fig, figures_dir / "fig4_curves.png", findings)
+        means = {f"layer {k}": (sorted(v), [v[e] for e in sorted(v)]) for k, v in findings.fig4["layer_mean"].items()}
+        reference = {f"layer {k}": findings.fig4["random_reference"][k] for k in findings.fig4["layer_mean"]}
+        title = "Figure 4: similar starts against\nindependent random topologies (dotted)"
+        panel = Panel(means, title, "epoch (the paper's numbering)", "mean NNSTD among the ten", (0, 1), reference)
+        _save_curves([panel], figures_dir / "fig4_curves.png", findings)
 
 
-def _save(plt, fig, path: Path, findings: Findings) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    findings.figures.append(str(path))
+def _save(fig, path: Path, findings: Findings) -> None:
+    from sparsetopo.analysis.figures import save_png
+
+    findings.figures.append(str(save_png(fig, path)))
+
+
+def _save_curves(panels, path: Path, findings: Findings) -> None:
+    from sparsetopo.analysis.figures import line_panels
+
+    _save(line_panels(panels, cols=len(panels), panel_size=(6, 4)), path, findings)
 
 
 def analyse(store, state, log, workers: int | None = None) -> Findings:

@@ -259,8 +259,8 @@ def results_markdown(state, findings: R.Findings, wall_seconds: float, sources: 
     lines += [
         "",
         "Everything above is stored in the graph store: runs `paper-perf-*` and `paper-fig4-*`, their "
-        "snapshots, and NNSTD relationships (property `purpose`: evolution, independent-initial, "
-        "independent-final, figure4).",
+        "snapshots, and NNSTD relationships (property `purpose`: evolution-initial, independent-initial, "
+        "independent-final, figure4; `a` and `b`: the snapshots that played NNSTD's A and B).",
         "",
     ]
     return "\n".join(lines)

@@ -52,11 +52,13 @@ def nnstd_evolution(
     method: str = "exact",
     workers: int | None = None,
     on_progress=None,
-    **extra,
+    purpose: str | None = None,
 ) -> list[dict]:
     """Python API: NNSTD of each snapshot of a stored run to its reference, written as NNSTD relationships.
 
-    Returns one row per compared snapshot: step, epoch, reference_step, distance, layers.
+    The reference plays network A. Each relationship's purpose is `purpose`, by default
+    "evolution-initial" or "evolution-previous". Returns one row per compared snapshot: step,
+    epoch, reference_step, distance, layers.
     """
     from sparsetopo.analysis.nnstd import evolution_pairs
     from sparsetopo.analysis.nnstd_parallel import nnstd_pairs
@@ -77,7 +79,6 @@ def nnstd_evolution(
     )
     rows = []
     for (i, j), r in zip(pairs, results):
-        # NNSTD(reference, snapshot): the reference plays network A; a and b record that orientation
         store.write_nnstd(
             run_id,
             steps[i],
@@ -86,9 +87,7 @@ def nnstd_evolution(
             r.distance,
             r.layers,
             method,
-            a=f"{run_id}@{steps[i]}",
-            b=f"{run_id}@{steps[j]}",
-            **extra,
+            purpose=purpose or f"evolution-{reference}",
         )
         rows.append(
             {

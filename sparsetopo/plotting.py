@@ -13,7 +13,7 @@ def plot_run(store, run: str, out: Path, progress) -> dict:
     """Churn, degree distributions, input-degree heatmaps (square inputs only), accuracy and density.
 
     Returns {"run", "files": [paths written], "skipped": {figure: why}}."""
-    from .analysis import plots
+    from .analysis import figures
     from .analysis.structure import binary_layers, in_degrees, out_degrees
     from .graphstore.evolution import ensure_evolution
     from .graphstore.queries import run_named
@@ -41,13 +41,15 @@ def plot_run(store, run: str, out: Path, progress) -> dict:
             update(i, len(picked))
     assert first_out is not None and last_out is not None  # the first and last steps are always picked
     written, skipped = [], {}
-    written.append(plots.plot_churn(churn, out / "churn.png"))
-    written.append(plots.plot_degree_distributions(in_deg, out / "degree_distributions.png"))
-    if plots.image_side(first_out.size):
-        written.append(plots.plot_input_heatmaps(first_out, last_out, (steps[0], steps[-1]), out / "input_degree.png"))
+    written.append(figures.save_png(figures.churn(churn), out / "churn.png"))
+    written.append(figures.save_png(figures.degree_distributions(in_deg), out / "degree_distributions.png"))
+    if figures.image_side(first_out.size):
+        heatmaps = figures.input_heatmaps(first_out, last_out, (steps[0], steps[-1]))
+        written.append(figures.save_png(heatmaps, out / "input_degree.png"))
     else:
         skipped["input_degree"] = f"{first_out.size} inputs are not a square image"
     accuracy_keys = sorted({k for s in snaps for k in s if "acc" in k.lower() and not k.startswith("stat_")})
     accuracy = {k: [s.get(k) for s in snaps] for k in accuracy_keys}
-    written.append(plots.plot_curves(steps, accuracy, [s["density"] for s in snaps], out / "accuracy_density.png"))
+    curves = figures.accuracy_density(steps, accuracy, [s["density"] for s in snaps])
+    written.append(figures.save_png(curves, out / "accuracy_density.png"))
     return {"run": run, "files": [str(p) for p in written], "skipped": skipped}

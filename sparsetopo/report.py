@@ -1,7 +1,7 @@
 """One self-contained HTML report of runs: figures as inline base64 PNG, no network references.
 
-Input is sparsetopo.report_data.ReportData (plain values); figures are drawn with
-matplotlib's Agg backend. Every section says which command reproduces it. Each
+Input is sparsetopo.report_data.ReportData (plain values); figures are drawn by
+sparsetopo.analysis.figures and embedded as PNG. Every section says which command reproduces it. Each
 figure sits in <figure class="plot" data-plot="..."> so tests (and people) can find it.
 """
 
@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import math
 import shlex
 import time
 from typing import Any
 
-from .report_data import ReportData, RunData, layer_stat_keys, metric_keys, snapshot_stat_keys
+from sparsetopo.analysis import figures
+
+from .report_data import STAT, ReportData, RunData, is_number, layer_stat_keys, metric_keys, snapshot_stat_keys
 
 # Structural statistics shown first when present (others follow, up to the panel limit).
 _PREFERRED_STATS = [
@@ -32,6 +33,9 @@ _PREFERRED_STATS = [
     "stat_n_outputs_unreached",
     "stat_paths_per_output_mean",
 ]
+# a and b: the snapshots that played NNSTD's A and B
+_EVOLUTION_COLUMNS = ("step", "distance", "layers", "method", "a", "b", "purpose", "source")
+_PAIR_COLUMNS = ("run_a", "step_a", "run_b", "step_b", "distance", "method", "a", "b", "purpose", "source")
 MAX_STAT_PANELS = 9
 MAX_LAYER_STAT_PANELS = 6
 
@@ -73,26 +77,9 @@ def _anchor(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text)
 
 
-# -- figures ------------------------------------------------------------------------
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
+# -- figures: what each one shows of the data; sparsetopo.analysis.figures draws them --------------
 def _png(fig) -> str:
-    from matplotlib.ticker import MaxNLocator
-
-    for ax in fig.axes:  # steps are integers
-        if ax.get_xlabel() == "step":
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    _plt().close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    return base64.b64encode(figures.png_bytes(fig)).decode("ascii")
 
 
 def _figure(name: str, png: str, caption: str) -> str:
@@ -102,65 +89,25 @@ def _figure(name: str, png: str, caption: str) -> str:
     )
 
 
+def _series(rows: list[dict], key: str) -> tuple[list[int], list[float | None]]:
+    """(steps, values) of one property; values that are not numbers are None (not drawn)."""
+    return [r["step"] for r in rows], [r.get(key) if is_number(r.get(key)) else None for r in rows]
+
+
 def accuracy_density_figure(run: RunData) -> str | None:
-    steps = run.steps
-    if not steps:
+    if not run.steps:
         return None
-    plt = _plt()
-    acc_keys = [k for k in metric_keys(run) if "acc" in k.lower()]
-    panels = 2 if acc_keys else 1
-    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 3.2), squeeze=False)
-    axes = axes[0]
-    if acc_keys:
-        ax = axes[0]
-        for k in acc_keys:
-            pts = [(s["step"], s[k]) for s in run.snapshots if s.get(k) is not None]
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=k)
-        ax.set_xlabel("step")
-        ax.set_ylabel("accuracy")
-        ax.set_title("accuracy")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    ax = axes[-1]
-    ax.plot(steps, [s.get("density") for s in run.snapshots], color="tab:green", marker="o", ms=3, label="density")
-    ax.set_xlabel("step")
-    ax.set_ylabel("density", color="tab:green")
-    ax.set_title("density and synapses")
-    ax.grid(alpha=0.3)
-    twin = ax.twinx()
-    twin.plot(steps, [s.get("n_synapses") for s in run.snapshots], color="tab:purple", ls="--", label="n_synapses")
-    twin.set_ylabel("synapses", color="tab:purple")
-    fig.tight_layout()
-    return _png(fig)
+    accuracy = {k: _series(run.snapshots, k)[1] for k in metric_keys(run) if "acc" in k.lower()}
+    density = _series(run.snapshots, "density")[1]
+    synapses = _series(run.snapshots, "n_synapses")[1]
+    return _png(figures.accuracy_density(run.steps, accuracy, density, synapses))
 
 
 def churn_figure(run: RunData) -> str | None:
-    """Appeared (up) and vanished (down) connections per step, stacked by layer; step 0 left out."""
-    steps = run.steps[1:]
-    if not steps or not run.layers:
+    """Appeared and vanished connections per step, by layer; the first step left out."""
+    if len(run.steps) < 2 or not run.layers:
         return None
-    plt = _plt()
-    n_layers = max(r["layer"] for r in run.layers) + 1
-    by = {(r["step"], r["layer"]): r for r in run.layers}
-    fig, ax = plt.subplots(figsize=(10.4, 3.2))
-    up = [0.0] * len(steps)
-    down = [0.0] * len(steps)
-    colors = plt.get_cmap("tab10")
-    for k in range(n_layers):
-        a = [float((by.get((s, k)) or {}).get("appeared") or 0) for s in steps]
-        v = [-float((by.get((s, k)) or {}).get("vanished") or 0) for s in steps]
-        ax.bar(steps, a, bottom=up, color=colors(k % 10), label=f"layer {k}")
-        ax.bar(steps, v, bottom=down, color=colors(k % 10), alpha=0.55)
-        up = [x + y for x, y in zip(up, a)]
-        down = [x + y for x, y in zip(down, v)]
-    ax.axhline(0, color="black", lw=0.8)
-    ax.set_xlabel("step")
-    ax.set_ylabel("connections (appeared ↑, vanished ↓)")
-    ax.set_title("churn per step")
-    ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=8, ncol=min(n_layers, 6))
-    fig.tight_layout()
-    return _png(fig)
+    return _png(figures.churn(run.layers))
 
 
 def _ordered_stats(keys: list[str], limit: int) -> list[str]:
@@ -169,68 +116,50 @@ def _ordered_stats(keys: list[str], limit: int) -> list[str]:
     return (first + rest)[:limit]
 
 
+_STAT_PANEL = (3.5, 2.4)
+
+
 def network_stats_figure(run: RunData) -> str | None:
     keys = _ordered_stats(snapshot_stat_keys(run), MAX_STAT_PANELS)
     if not keys:
         return None
-    plt = _plt()
-    cols = min(3, len(keys))
-    rows = math.ceil(len(keys) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.5 * cols, 2.4 * rows), squeeze=False)
-    for ax, k in zip(axes.flat, keys):
-        pts = [(s["step"], s[k]) for s in run.snapshots if isinstance(s.get(k), (int, float))]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, color="tab:blue")
-        ax.set_title(k[len("stat_") :], fontsize=9)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(keys) :]:
-        ax.axis("off")
-    fig.tight_layout()
-    return _png(fig)
+    panels = [
+        figures.Panel({"network": _series(run.snapshots, k)}, title=k[len(STAT) :], xlabel="", legend=False)
+        for k in keys
+    ]
+    return _png(figures.line_panels(panels, panel_size=_STAT_PANEL))
 
 
 def layer_stats_figure(run: RunData) -> str | None:
     keys = _ordered_stats(layer_stat_keys(run), MAX_LAYER_STAT_PANELS)
     if not keys:
         return None
-    plt = _plt()
-    layers = sorted({r["layer"] for r in run.layers})
-    cols = min(3, len(keys))
-    rows = math.ceil(len(keys) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.5 * cols, 2.4 * rows), squeeze=False)
-    for ax, k in zip(axes.flat, keys):
-        for layer in layers:
-            pts = [(r["step"], r[k]) for r in run.layers if r["layer"] == layer and r.get(k) is not None]
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=f"layer {layer}")
-        ax.set_title(k[len("stat_") :], fontsize=9)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
-    axes.flat[0].legend(fontsize=7)
-    for ax in list(axes.flat)[len(keys) :]:
-        ax.axis("off")
-    fig.tight_layout()
-    return _png(fig)
+    by_layer = {
+        layer: [r for r in run.layers if r["layer"] == layer] for layer in sorted({r["layer"] for r in run.layers})
+    }
+    panels = [
+        figures.Panel(
+            {f"layer {layer}": _series(rows, k) for layer, rows in by_layer.items()},
+            title=k[len(STAT) :],
+            xlabel="",
+            legend=i == 0,
+        )
+        for i, k in enumerate(keys)
+    ]
+    return _png(figures.line_panels(panels, panel_size=_STAT_PANEL))
 
 
 def evolution_figure(run: RunData) -> str | None:
     points = [e for e in run.evolution if e.get("distance") is not None]
     if not points:
         return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(10.4, 3.0))
-    steps = [e["step"] for e in points]
-    ax.plot(steps, [e["distance"] for e in points], marker="o", color="black", label="network")
-    n_layers = max(len(e["layers"]) for e in points)
-    for k in range(n_layers):
-        pts = [(e["step"], e["layers"][k]) for e in points if len(e["layers"]) > k]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], ls="--", marker=".", label=f"layer {k}")
-    ax.set_xlabel("step")
-    ax.set_ylabel(f"NNSTD to step {run.steps[0]}")
-    ax.set_ylim(bottom=0)
-    ax.set_title("evolution against the initial topology")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=min(n_layers + 1, 6))
-    fig.tight_layout()
+    fig = figures.nnstd_evolution(
+        [e["step"] for e in points],
+        [e["distance"] for e in points],
+        [e["layers"] for e in points],
+        title="evolution against the initial topology",
+        ylabel=f"NNSTD to step {run.steps[0]}",
+    )
     return _png(fig)
 
 
@@ -250,50 +179,20 @@ def nnstd_heatmap_figure(data: ReportData) -> str | None:
     labels, m = nnstd_matrix(data)
     if len(labels) < 2 or not any(v is not None for i, row in enumerate(m) for j, v in enumerate(row) if i != j):
         return None
-    plt = _plt()
-    import numpy as np
-
-    arr = np.array([[np.nan if v is None else v for v in row] for row in m], dtype=float)
-    size = max(3.6, 0.9 * len(labels) + 2)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
-    cmap = plt.get_cmap("viridis").with_extremes(bad="#dddddd")
-    image = ax.imshow(arr, cmap=cmap, vmin=0, vmax=max(1e-9, float(np.nanmax(arr))))
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(labels)), labels, fontsize=8)
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            if not np.isnan(arr[i, j]):
-                ax.text(
-                    j,
-                    i,
-                    f"{arr[i, j]:.3f}",
-                    ha="center",
-                    va="center",
-                    fontsize=8,
-                    color="white" if arr[i, j] < 0.6 * np.nanmax(arr) else "black",
-                )
-    fig.colorbar(image, ax=ax, label="NNSTD")
-    ax.set_title("NNSTD between final snapshots")
-    fig.tight_layout()
-    return _png(fig)
+    distance = [[math.nan if v is None else v for v in row] for row in m]
+    return _png(figures.nnstd_heatmap(distance, labels, title="NNSTD between final snapshots"))
 
 
 def comparison_figure(data: ReportData) -> str | None:
     runs = [r for r in data.runs if any(s.get("test_accuracy") is not None for s in r.snapshots)]
     if len(runs) < 2:
         return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(10.4, 3.0))
-    for r in runs:
-        pts = [(s["step"], s["test_accuracy"]) for s in r.snapshots if s.get("test_accuracy") is not None]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=r.run_id)
-    ax.set_xlabel("step")
-    ax.set_ylabel("test accuracy")
-    ax.set_title("test accuracy of the runs")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return _png(fig)
+    panel = figures.Panel(
+        {r.run_id: _series(r.snapshots, "test_accuracy") for r in runs},
+        title="test accuracy of the runs",
+        ylabel="test accuracy",
+    )
+    return _png(figures.line_panels([panel], panel_size=(10.4, 3.2)))
 
 
 # -- HTML ---------------------------------------------------------------------------
@@ -377,8 +276,8 @@ def _run_section(run: RunData, report_cmd: str) -> str:
         sources = sorted({e["source"] for e in run.evolution if e.get("distance") is not None})
         parts.append(
             _table(
-                [{k: e.get(k) for k in ("step", "distance", "layers", "method", "source")} for e in run.evolution],
-                ["step", "distance", "layers", "method", "source"],
+                [{k: e.get(k) for k in _EVOLUTION_COLUMNS} for e in run.evolution],
+                list(_EVOLUTION_COLUMNS),
                 "evolution",
             )
         )
@@ -427,11 +326,8 @@ def render(data: ReportData, command: str, generated_at: float | None = None) ->
             parts.append(_figure("compare/nnstd", png, "NNSTD between the final snapshots of the runs"))
             parts.append(
                 _table(
-                    [
-                        {k: p.get(k) for k in ("run_a", "step_a", "run_b", "step_b", "distance", "method", "source")}
-                        for p in data.pairs
-                    ],
-                    ["run_a", "step_a", "run_b", "step_b", "distance", "method", "source"],
+                    [{k: p.get(k) for k in _PAIR_COLUMNS} for p in data.pairs],
+                    list(_PAIR_COLUMNS),
                     "nnstd-pairs",
                 )
             )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 STAT = "stat_"
+PURPOSE = "report"  # of the NNSTD relationships --save-nnstd writes
 # Properties of a Snapshot that are identity or bulky, never plotted as metrics.
 _NOT_METRICS = {"run_id", "step", "epoch"}
 
@@ -25,7 +26,8 @@ class RunData:
     config: dict[str, Any]
     snapshots: list[dict[str, Any]]  # step order; Snapshot properties
     layers: list[dict[str, Any]]  # one per (step, layer): step, layer, nnz, appeared, vanished, stat_*
-    evolution: list[dict[str, Any]] = field(default_factory=list)  # step, distance, layers, source
+    # step, distance, layers, method, purpose, a and b (who played NNSTD's A and B: "RUN@STEP"), source
+    evolution: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def steps(self) -> list[int]:
@@ -35,13 +37,13 @@ class RunData:
 @dataclass
 class ReportData:
     runs: list[RunData]
-    pairs: list[
-        dict[str, Any]
-    ]  # NNSTD between the final snapshots of the runs: run_a, step_a, run_b, step_b, distance, source
+    # NNSTD between the final snapshots of the runs: run_a, step_a, run_b, step_b and the keys of
+    # RunData.evolution's values
+    pairs: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)
 
 
-def _numeric(v: Any) -> bool:
+def is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
@@ -58,7 +60,7 @@ def read_run(store, run_id: str) -> RunData:
     rows = []
     for r in layers:
         row = {k: r[k] for k in ("step", "layer", "n_in", "n_out", "nnz", "appeared", "vanished")}
-        row.update({k: v for k, v in r["stats"] if _numeric(v)})
+        row.update({k: v for k, v in r["stats"] if is_number(v)})
         rows.append(row)
     return RunData(run_id, config, sorted(snapshots, key=lambda s: s["step"]), rows)
 
@@ -68,7 +70,7 @@ def stored_nnstd(store, run_ids: list[str]) -> dict[tuple, dict]:
     rows = store.read(
         "MATCH (a:Snapshot)-[d:NNSTD]->(b:Snapshot) WHERE a.run_id IN $runs AND b.run_id IN $runs "
         "RETURN a.run_id AS ra, a.step AS sa, b.run_id AS rb, b.step AS sb, d.distance AS distance, "
-        "d.layers AS layers, d.method AS method",
+        "d.layers AS layers, d.method AS method, d.purpose AS purpose, d.a AS a, d.b AS b",
         {"runs": run_ids},
     )
     found = {}
@@ -77,6 +79,9 @@ def stored_nnstd(store, run_ids: list[str]) -> dict[tuple, dict]:
             "distance": r["distance"],
             "layers": list(r["layers"] or []),
             "method": r["method"],
+            "purpose": r["purpose"],
+            "a": r["a"],
+            "b": r["b"],
             "source": "stored",
         }
         found[(r["ra"], r["sa"], r["rb"], r["sb"])] = value
@@ -114,11 +119,14 @@ class _Computer:
         except NNSTDError as exc:
             return {"distance": None, "layers": [], "method": self.method, "source": f"not comparable: {exc}"}
         if self.save:
-            self.store.write_nnstd(ra, sa, rb, sb, result.distance, result.layers, self.method)
+            self.store.write_nnstd(ra, sa, rb, sb, result.distance, result.layers, self.method, purpose=PURPOSE)
         return {
             "distance": float(result.distance),
             "layers": [float(x) for x in result.layers],
             "method": self.method,
+            "purpose": PURPOSE if self.save else None,
+            "a": f"{ra}@{sa}",
+            "b": f"{rb}@{sb}",
             "source": "saved" if self.save else "computed",
         }
 
@@ -136,7 +144,7 @@ def gather(
     runs = [read_run(store, r) for r in dict.fromkeys(run_ids)]
     ids = [r.run_id for r in runs]
     stored = stored_nnstd(store, ids)
-    notes = []
+    notes: list[str] = []
     computer = _Computer(store, method, save) if compute else None
 
     todo: list[tuple[RunData | None, tuple]] = []
@@ -150,14 +158,14 @@ def gather(
         for rb, sb in finals[i + 1 :]:
             todo.append((None, (ra, sa, rb, sb)))
 
-    pairs = []
-    for done, (run, key) in enumerate(todo, start=1):
+    pairs: list[dict] = []
+    for done, (owner, key) in enumerate(todo, start=1):
         value = stored.get(key)
         if value is None and computer is not None:
             value = computer(*key)
         if value is not None:
-            if run is not None:
-                run.evolution.append({"step": key[3], **value})
+            if owner is not None:
+                owner.evolution.append({"step": key[3], **value})
             else:
                 pairs.append({"run_a": key[0], "step_a": key[1], "run_b": key[2], "step_b": key[3], **value})
         if progress:
@@ -181,13 +189,13 @@ def metric_keys(run: RunData) -> list[str]:
         k
         for s in run.snapshots
         for k, v in s.items()
-        if _numeric(v) and k not in _NOT_METRICS and not k.startswith(STAT)
+        if is_number(v) and k not in _NOT_METRICS and not k.startswith(STAT)
     )
     return list(keys)
 
 
 def snapshot_stat_keys(run: RunData) -> list[str]:
-    return list(dict.fromkeys(k for s in run.snapshots for k, v in s.items() if k.startswith(STAT) and _numeric(v)))
+    return list(dict.fromkeys(k for s in run.snapshots for k, v in s.items() if k.startswith(STAT) and is_number(v)))
 
 
 def layer_stat_keys(run: RunData) -> list[str]:

@@ -484,9 +484,9 @@ class Workspace:
         with self._progress("NNSTD pairs") as update:
             result = nnstd_matrix(nets, method=solver.value, workers=workers, on_progress=update, names=networks)
         if figure is not None:
-            from .analysis.heatmap import plot_distance_heatmap
+            from .analysis.figures import nnstd_heatmap, save_png
 
-            plot_distance_heatmap(result["distance"], networks, figure, title=f"NNSTD ({solver.value})")
+            save_png(nnstd_heatmap(result["distance"], networks, title=f"NNSTD ({solver.value})"), figure)
         return {"labels": networks, "distance": result["distance"].tolist(), "layers": result["layers"].tolist()}
 
     def nnstd_evolution(
@@ -506,15 +506,16 @@ class Workspace:
         with self._progress("NNSTD evolution") as update:
             rows = nnstd_evolution(self.store, run, reference.value, solver.value, workers, on_progress=update)
         if figure is not None:
-            from .analysis.heatmap import plot_evolution
+            from .analysis.figures import nnstd_evolution as evolution_figure
+            from .analysis.figures import save_png
 
-            plot_evolution(
+            curve = evolution_figure(
                 [r["step"] for r in rows],
                 [r["distance"] for r in rows],
                 [r["layers"] for r in rows],
-                figure,
                 title=f"NNSTD of {run} to the {reference.value} snapshot ({solver.value})",
             )
+            save_png(curve, figure)
         return rows
 
     def plot(self, run: str, out: str | Path) -> dict:

@@ -30,5 +30,5 @@ def populate(store, with_stats: bool = True) -> list[str]:
         from sparsetopo.statistics import compute_run_statistics
 
         compute_run_statistics(store, "set-a")
-    store.write_nnstd("set-a", 0, "set-a", 5, 0.123, [0.1, 0.146], "exact")
+    store.write_nnstd("set-a", 0, "set-a", 5, 0.123, [0.1, 0.146], "exact", purpose="evolution-initial")
     return [r[0] for r in runs]

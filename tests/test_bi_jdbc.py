@@ -179,15 +179,16 @@ def test_layer_stats_view_shows_structural_statistics(runs, jdbc_lib):
 
 
 def test_nnstd_view_lists_pairs_both_ways(runs, jdbc_lib):
-    runs.write_nnstd("set-a", 4, "set-b", 4, 0.625, [0.5, 0.75], "exact")
-    runs.write_nnstd("set-a", 0, "set-a", 4, 0.25, [0.25, 0.25], "exact")
+    runs.write_nnstd("set-b", 4, "set-a", 4, 0.625, [0.5, 0.75], "exact", purpose="report")
+    runs.write_nnstd("set-a", 0, "set-a", 4, 0.25, [0.25, 0.25], "exact", purpose="evolution-initial")
     with _connect(runs) as con:
         _, rows = _run_view(con, "v_nnstd_pairs", "WHERE run_a = $1", ["set-a"])
-    got = {(r[0], r[1], r[2], r[3]): (r[4], r[5], r[6]) for r in rows}
+    got = {(r[0], r[1], r[2], r[3]): tuple(r[4:]) for r in rows}
+    evolution = (0.25, [0.25, 0.25], "exact", "evolution-initial", "set-a@0", "set-a@4")
     assert got == {
-        ("set-a", 0, "set-a", 4): (0.25, [0.25, 0.25], "exact"),
-        ("set-a", 4, "set-a", 0): (0.25, [0.25, 0.25], "exact"),
-        ("set-a", 4, "set-b", 4): (0.625, [0.5, 0.75], "exact"),
+        ("set-a", 0, "set-a", 4): evolution,
+        ("set-a", 4, "set-a", 0): evolution,
+        ("set-a", 4, "set-b", 4): (0.625, [0.5, 0.75], "exact", "report", "set-b@4", "set-a@4"),
     }
 
 

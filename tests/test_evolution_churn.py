@@ -7,7 +7,8 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sparsetopo.analysis.churn import churn_table, connection_keys, lifetimes
+from sparsetopo.analysis.churn import churn_table, lifetimes
+from sparsetopo.topology import connection_keys
 
 
 def m(rows):

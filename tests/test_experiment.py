@@ -59,7 +59,7 @@ def test_tiny_experiment_stores_everything_and_resumes(store, cli, tmp_path):
     assert expected <= set(runs)
     assert all(runs[r]["status"] == "completed" for r in expected)
     purposes = {row["p"] for row in store.read("MATCH ()-[d:NNSTD]->() RETURN DISTINCT d.purpose AS p")}
-    assert {"evolution", "independent-initial", "independent-final", "figure4"} <= purposes
+    assert {"evolution-initial", "independent-initial", "independent-final", "figure4"} <= purposes
     # Figure 4's initial topologies are 1 % apart, so their stored NNSTD is small but not zero.
     init = store.read("MATCH (a:Snapshot {step: 0})-[d:NNSTD {purpose: 'figure4'}]->(b) RETURN d.distance AS d")
     assert len(init) == 3  # the pairs of the three initial topologies

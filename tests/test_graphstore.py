@@ -13,6 +13,7 @@ from sparsetopo.graphstore.model import RunInfo, Snapshot
 from sparsetopo.graphstore.reader import snapshots_equal
 from sparsetopo.graphstore.store import GraphStore
 from sparsetopo.graphstore.synthetic import synthetic_run
+from sparsetopo.topology import connection_keys
 
 pytestmark = pytest.mark.neo4j
 _ids = itertools.count()
@@ -157,7 +158,7 @@ def test_unchanged_connections_are_stored_at_every_step(store, chunked, monkeypa
         "l.appeared AS a, l.vanished AS v ORDER BY t",
         {"r": run_id},
     )
-    expected = [writer.linear_positions(s.layers[0]).tolist() for s in snaps]
+    expected = [connection_keys(s.layers[0]).tolist() for s in snaps]
     assert [r["p"] for r in rows] == expected
     assert [(r["a"], r["v"]) for r in rows][2:] == [(0, 0), (0, 0)]
     # One lifetime per connection of layer 0 since step 1, each with the final weight.
@@ -238,8 +239,8 @@ def test_delete_removes_one_run_and_nothing_else(store):
         store.create_run(RunInfo(snaps[0].run_id, snaps[0].architecture))
         for s in snaps:
             store.write_snapshot(s)
-    store.write_nnstd("keep", 0, "gone", 0, 0.5, [0.5, 0.5], "test")
-    store.write_nnstd("keep", 0, "keep", 2, 0.25, [0.25, 0.25], "test")
+    store.write_nnstd("keep", 0, "gone", 0, 0.5, [0.5, 0.5], "test", purpose="test")
+    store.write_nnstd("keep", 0, "keep", 2, 0.25, [0.25, 0.25], "test", purpose="test")
     counts = store.delete_run("gone")
     assert counts["runs"] == 1 and counts["snapshots"] == 3
     assert store.read("MATCH (n {run_id:'gone'}) RETURN count(n) AS n")[0]["n"] == 0

@@ -11,7 +11,8 @@ from scipy.optimize import linear_sum_assignment
 
 from sparsetopo.analysis import lsap
 from sparsetopo.analysis.assignment import exact_assignment, lsap_assignment
-from sparsetopo.analysis.nnstd_costs import connection_mask, dense_costs, explicit_costs
+from sparsetopo.analysis.nnstd_costs import dense_costs, explicit_costs
+from sparsetopo.topology import connection_mask
 
 
 def scipy_perm(cost):

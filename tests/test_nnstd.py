@@ -14,8 +14,9 @@ from nnstd_reference import edit_cost, neuron_sets, reference_nnstd
 import sparsetopo.analysis.nnstd as nnstd_module
 from sparsetopo.analysis.assignment import TieBreakError, exact_assignment, scipy_exact_layer, sparse_assignment
 from sparsetopo.analysis.nnstd import NNSTDError, masks_of, nnstd, nnstd_masks, tie_sensitivity
-from sparsetopo.analysis.nnstd_costs import connection_mask, dense_costs, fan_in
+from sparsetopo.analysis.nnstd_costs import dense_costs, fan_in
 from sparsetopo.analysis.nnstd_parallel import nnstd_matrix, nnstd_pairs
+from sparsetopo.topology import connection_mask
 
 
 def random_network(sizes, density, rng):
@@ -361,15 +362,3 @@ def test_unknown_options_raise():
         nnstd(net, net, tie_break="shuffle:x")
     with pytest.raises(NNSTDError, match="network 1"):
         nnstd_pairs([net, [sp.csr_matrix((4, 3))]], [(0, 1)])
-
-
-# --- pictures ----------------------------------------------------------------------------------
-
-
-def test_heatmap_and_evolution_plots_are_pngs(tmp_path):
-    from sparsetopo.analysis.heatmap import plot_distance_heatmap, plot_evolution
-
-    out = plot_distance_heatmap(np.array([[0, 0.4], [0.4, 0]]), ["a", "b"], tmp_path / "h.png")
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    out = plot_evolution([1, 2, 3], [0.1, 0.2, 0.3], [[0.1, 0.1], [0.2, 0.2], [0.3, 0.3]], tmp_path / "e.png")
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

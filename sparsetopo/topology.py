@@ -1,0 +1,82 @@
+"""The topology core every package shares: which connections a layer matrix holds, and whether layers chain.
+
+A layer k is a matrix of shape (n_k, n_{k+1}): row = input neuron, column = output neuron.
+A connection is a stored entry of a sparse matrix, whatever its value: a connection grown at
+weight 0 is an explicit zero. Duplicate entries of one position are one connection. A dense
+array stores no zeros, so its connections are its nonzeros.
+
+A leaf module (numpy, scipy and sparsetopo.errors only), so graphstore, analysis and trainer
+can all import it without importing each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from .errors import UserError
+
+
+class TopologyError(UserError, ValueError):
+    """A topology that cannot be a network: shapes that do not chain, bad biases."""
+
+
+def _canonical_csr(matrix: Any) -> sp.csr_matrix:
+    """CSR with sorted indices and one entry per connection; the matrix itself when it is already so."""
+    if sp.issparse(matrix) and matrix.format == "csr" and matrix.has_canonical_format:
+        return matrix  # no copy: the writer calls this on every layer of every step
+    m = sp.csr_matrix(matrix, copy=True)
+    m.sum_duplicates()
+    return m
+
+
+def connection_keys(matrix: Any, nonzero: bool = False) -> np.ndarray:
+    """Ascending int64 row-major positions `row * n_cols + col` of a layer's connections.
+
+    With `nonzero`, only the connections whose weight is not 0 (what a file of nonzero weights
+    would show). For a CSR matrix in canonical form (graphstore.model's layers), `keys[i]` is
+    the position of `matrix.data[i]`.
+    """
+    m = _canonical_csr(matrix)
+    rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
+    keys = rows * m.shape[1] + m.indices.astype(np.int64)
+    return keys[m.data != 0] if nonzero else keys
+
+
+def connection_mask(matrix: Any, fmt: str = "csc", dtype: Any = np.int32) -> sp.csc_matrix | sp.csr_matrix:
+    """0/1 mask of a layer's connections (explicit zeros and NaN included), sorted indices.
+
+    CSC suits NNSTD (a column is an output neuron's input set), CSR the structural statistics.
+    """
+    if fmt not in ("csc", "csr"):
+        raise ValueError(f"a connection mask is csc or csr, not {fmt!r}")
+    kind = sp.csc_matrix if fmt == "csc" else sp.csr_matrix
+    m = kind(matrix, copy=True)
+    m.sum_duplicates()  # sorts the indices too
+    return kind((np.ones(m.nnz, dtype=dtype), m.indices, m.indptr), shape=m.shape)
+
+
+def layer_sizes(layers: Sequence[Any]) -> list[int]:
+    """[n0, n1, ..., nL] of chained layers (matrix k has shape (n_k, n_{k+1}))."""
+    if not layers:
+        return []
+    return [layers[0].shape[0]] + [m.shape[1] for m in layers]
+
+
+def check_chain(layers: Sequence[Any], name: str = "the network", error: type[Exception] = TopologyError) -> None:
+    """Raise `error` unless there is a layer and each layer's outputs are the next layer's inputs.
+
+    Each package raises its own error type (TopologyError, NNSTDError, StructureError) with the
+    same sentence; `name` says which network it is about.
+    """
+    if len(layers) == 0:
+        raise error(f"{name} has no layers; a network needs at least one weight matrix")
+    for k in range(1, len(layers)):
+        n_out, n_in = layers[k - 1].shape[1], layers[k].shape[0]
+        if n_out != n_in:
+            raise error(
+                f"the layers of {name} do not chain: layer {k - 1} has {n_out} outputs but layer {k} has {n_in} inputs"
+            )
