@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import UserError
-from ..topology import check_chain, connection_mask
+from ..topology import LayerStack, check_chain, connection_mask, expand_permutation, taps_of
 from .assignment import exact_layer, sparse_layer
 
 METHODS = ("exact", "sparse")
@@ -54,9 +54,10 @@ Network = Sequence[sp.spmatrix | np.ndarray]
 
 
 def masks_of(network: Network, name: str = "network") -> list[sp.csc_matrix]:
-    """Connection masks (CSC, int32) of a network, checking that its layers chain."""
+    """Connection masks (CSC, int32) of a network, checking that its layers chain (a LayerStack
+    of convolutional layers keeps its taps)."""
     check_chain(network, name, NNSTDError)
-    return [connection_mask(m) for m in network]
+    return LayerStack([connection_mask(m) for m in network], taps_of(network))
 
 
 def check_comparable(masks_a: list[sp.csc_matrix], masks_b: list[sp.csc_matrix]) -> None:
@@ -89,14 +90,19 @@ def nnstd_masks(
     if method not in METHODS:
         raise NNSTDError(f"unknown NNSTD method '{method}'; use one of {', '.join(METHODS)}")
     check_comparable(masks_a, masks_b)
+    taps = taps_of(masks_a)
+    if taps != taps_of(masks_b):
+        raise NNSTDError(f"the networks' layers have different taps ({list(taps)} and {list(taps_of(masks_b))})")
     solve = exact_layer if method == "exact" else sparse_layer
     distances = np.zeros(len(masks_a))
     perms = []
     perm = None
     for k, (a, b) in enumerate(zip(masks_a, masks_b)):
         if perm is not None:
-            a = _pad_rows(a, len(perm))
-            b = _relabel_rows(b, perm)
+            # a convolution's rows are (input channel, tap): the channels move as blocks of taps
+            rows = expand_permutation(perm, taps[k])
+            a = _pad_rows(a, len(rows))
+            b = _relabel_rows(b, rows)
         matched, perm = solve(a, b, tie_break)
         # the authors' order of operations: one pairwise sum of the matched costs in row order, then / width
         distances[k] = matched.sum() / len(perm)

@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import UserError
-from ..topology import check_chain, connection_mask, layer_sizes
+from ..topology import LayerStack, check_chain, connection_mask, layer_sizes, neuron_layers, taps_of
 from .reachability import flow_statistics
 
 
@@ -36,9 +36,10 @@ class StructureError(UserError, ValueError):
 
 
 def binary_layers(layers: Sequence[sp.spmatrix]) -> list[sp.csr_matrix]:
-    """0/1 float64 CSR adjacency of each layer (every stored entry, explicit zeros included); checks that shapes chain."""
+    """0/1 float64 CSR adjacency between the neurons of each layer (every stored entry, explicit zeros
+    included; a convolution's channels are joined when any kernel tap is); checks that shapes chain."""
     check_chain(layers, error=StructureError)
-    return [connection_mask(m, "csr", np.float64) for m in layers]
+    return neuron_layers(layers)
 
 
 def gini(values: np.ndarray) -> float:
@@ -119,9 +120,10 @@ def _graph_statistics(graph) -> dict[str, float | int | None]:
     }
 
 
-def layer_statistics(matrix: sp.spmatrix, hubs: int = 5) -> dict:
-    """Statistics of one weight matrix as a bipartite directed graph (inputs -> outputs)."""
-    (a,) = binary_layers([matrix])
+def layer_statistics(matrix: sp.spmatrix, hubs: int = 5, taps: int = 1) -> dict:
+    """Statistics of one weight matrix as a bipartite directed graph (inputs -> outputs); with taps
+    (a convolution) between channels, an edge where any kernel tap connects them."""
+    (a,) = binary_layers(LayerStack([matrix], [taps]))
     n_in, n_out = a.shape
     outs, ins = out_degrees(a), in_degrees(a)
     stats: dict = {
@@ -130,6 +132,9 @@ def layer_statistics(matrix: sp.spmatrix, hubs: int = 5) -> dict:
         "nnz": int(a.nnz),
         "density": a.nnz / (n_in * n_out) if n_in * n_out else 0.0,
     }
+    if taps > 1:
+        stats["taps"] = taps
+        stats["connections"] = int(connection_mask(matrix).nnz)  # kernel entries, not channel pairs
     stats.update(degree_summary(outs, "out_degree"))
     stats.update(degree_summary(ins, "in_degree"))
     stats["n_inputs_without_outputs"] = int((outs == 0).sum())
@@ -172,5 +177,7 @@ def network_statistics(layers: Sequence[sp.spmatrix], hubs: int = 5) -> dict:
 
 
 def snapshot_statistics(layers: Sequence[sp.spmatrix], hubs: int = 5) -> tuple[dict, list[dict]]:
-    """(whole-network statistics, one dict per weight matrix)."""
-    return network_statistics(layers, hubs), [layer_statistics(m, hubs) for m in layers]
+    """(whole-network statistics, one dict per weight matrix). For a convolution, neurons are channels."""
+    return network_statistics(layers, hubs), [
+        layer_statistics(m, hubs, taps) for m, taps in zip(layers, taps_of(layers))
+    ]

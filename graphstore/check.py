@@ -252,10 +252,22 @@ def _same_evo(a: dict, b: dict) -> bool:
     return True
 
 
+def _layer_taps(store, run_id: str, n_layers: int) -> list[int]:
+    """Rows per input neuron of each layer (convolutions), as the run's snapshots store them."""
+    taps = [1] * n_layers
+    for r in store.read(
+        "MATCH (l:LayerSnapshot {run_id: $run}) WHERE l.taps IS NOT NULL RETURN DISTINCT l.layer AS layer, l.taps AS taps",
+        {"run": run_id},
+    ):
+        taps[r["layer"]] = r["taps"]
+    return taps
+
+
 def _lifetimes(store, run_id: str) -> dict:
     rows = store.read(
         "MATCH (a:Neuron)-[s:SYNAPSE]->(b:Neuron) WHERE s.run_id = $run AND s.born IS NOT NULL "
-        "RETURN collect(s.layer) AS layer, collect(a.index) AS i, collect(b.index) AS j, collect(s.born) AS born, "
+        "RETURN collect(s.layer) AS layer, collect(a.index) AS i, collect(coalesce(s.tap, 0)) AS tap, "
+        "collect(b.index) AS j, collect(s.born) AS born, "
         "collect(coalesce(s.died, -1)) AS died, collect(coalesce(s.weight, 0.0 / 0.0)) AS weight, "
         "collect(id(s)) AS id",
         {"run": run_id},
@@ -264,9 +276,11 @@ def _lifetimes(store, run_id: str) -> dict:
     arch = np.asarray(run["architecture"], dtype=np.int64)
     layer = np.asarray(rows["layer"], dtype=np.int64)
     n_out = arch[layer + 1] if layer.size else np.empty(0, np.int64)
+    taps = np.asarray(_layer_taps(store, run_id, len(arch) - 1), dtype=np.int64)
+    row = np.asarray(rows["i"], dtype=np.int64) * (taps[layer] if layer.size else 1) + np.asarray(rows["tap"], np.int64)
     return {
         "layer": layer,
-        "pos": np.asarray(rows["i"], dtype=np.int64) * n_out + np.asarray(rows["j"], dtype=np.int64),
+        "pos": row * n_out + np.asarray(rows["j"], dtype=np.int64),
         "born": np.asarray(rows["born"], dtype=np.int64),
         "died": np.asarray(rows["died"], dtype=np.int64),
         "weight": np.asarray(rows["weight"], dtype=np.float64),

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..topology import TopologyError, check_chain, layer_sizes
+from ..topology import LayerStack, TopologyError, check_chain, layer_sizes, taps_of
 
 
 def as_float32(values: Any, what: str) -> np.ndarray:
@@ -67,10 +67,16 @@ class Snapshot:
     biases: list[np.ndarray | None] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     epoch: int | None = None
+    taps: list[int] | None = None  # rows per input neuron of each layer (convolutions; sparsetopo.topology)
 
     def __post_init__(self) -> None:
         where = f"step {self.step} of run '{self.run_id}'"
-        self.layers = [as_layer_matrix(m, f"layer {k} of {where}") for k, m in enumerate(self.layers)]
+        if self.taps is None:
+            self.taps = list(taps_of(self.layers))
+        self.taps = [int(t) for t in self.taps]
+        self.layers = LayerStack(
+            [as_layer_matrix(m, f"layer {k} of {where}") for k, m in enumerate(self.layers)], self.taps
+        )
         if not self.biases:
             self.biases = [None] * len(self.layers)
         self.biases = [

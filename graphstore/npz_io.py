@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import UserError
+from ..topology import LayerStack
 from .model import Snapshot, TopologyError, validate_layers
 
 _LAYER_FILE = re.compile(r"^weight_l(\d+)\.npz$")
@@ -83,12 +84,13 @@ def read_snapshot_dir(path: str | Path, run_id: str = "", step: int = 0, epoch: 
             raise NpzFormatError(
                 f"{files[k]} declares shape {full.shape}, too large to hold in this machine's memory"
             ) from None
+    taps = _read_taps(path, len(layers))
     try:
-        validate_layers(layers, biases)
+        validate_layers(LayerStack(layers, taps), biases)
     except TopologyError as exc:
         raise NpzFormatError(f"{path}: {exc}") from None
     try:
-        return Snapshot(run_id=run_id, step=step, layers=layers, biases=biases, epoch=epoch)
+        return Snapshot(run_id=run_id, step=step, layers=layers, biases=biases, epoch=epoch, taps=taps)
     except TopologyError as exc:
         raise NpzFormatError(f"{path}: {exc}") from None
 
@@ -134,10 +136,33 @@ def read_run_dir(root: str | Path, run_id: str):
         yield snap
 
 
+TAPS_FILE = "taps.json"  # beside the layer files, only for layers with taps (convolutions)
+
+
+def _read_taps(path: Path, n_layers: int) -> list[int]:
+    import json
+
+    file = path / TAPS_FILE
+    if not file.exists():
+        return [1] * n_layers
+    try:
+        taps = json.loads(file.read_text())
+    except ValueError:
+        raise NpzFormatError(f"{file} is not JSON") from None
+    if not isinstance(taps, list) or len(taps) != n_layers or not all(isinstance(t, int) and t >= 1 for t in taps):
+        raise NpzFormatError(f"{file} must list one positive integer per layer file ({n_layers})")
+    return taps
+
+
 def write_snapshot_dir(snapshot: Snapshot, out: str | Path) -> Path:
-    """Write a snapshot in the paper's format; missing biases are written as zeros."""
+    """Write a snapshot in the paper's format; missing biases are written as zeros. A snapshot with
+    convolutional layers also gets taps.json (rows per input channel of each layer)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if any(t != 1 for t in snapshot.taps or []):
+        import json
+
+        (out / TAPS_FILE).write_text(json.dumps(list(snapshot.taps or [])) + "\n")
     for k, (m, b) in enumerate(zip(snapshot.layers, snapshot.biases)):
         bias = np.zeros(m.shape[1], dtype=np.float32) if b is None else b
         # The bias row keeps only its nonzeros; the weight rows keep every connection (stored zeros too).

@@ -198,9 +198,9 @@ _LIST = [
         _RUN_SPAN + "MATCH (a:LayerSnapshot {run_id: $run_id, step: coalesce($from_step, first), layer: $layer})\n"
         "MATCH (b:LayerSnapshot {run_id: $run_id, step: coalesce($to_step, last), layer: $layer})\n"
         "CALL (a, b) {\n"
-        "  UNWIND a.positions AS p RETURN p / a.n_out AS neuron, 1 AS before, 0 AS after\n"
+        "  UNWIND a.positions AS p RETURN p / a.n_out / coalesce(a.taps, 1) AS neuron, 1 AS before, 0 AS after\n"
         "  UNION ALL\n"
-        "  UNWIND b.positions AS p RETURN p / b.n_out AS neuron, 0 AS before, 1 AS after\n"
+        "  UNWIND b.positions AS p RETURN p / b.n_out / coalesce(b.taps, 1) AS neuron, 0 AS before, 1 AS after\n"
         "}\n"
         "WITH a.step AS from_step, b.step AS to_step, neuron, sum(before) AS degree_from, sum(after) AS degree_to\n"
         "RETURN neuron, from_step, to_step, degree_from, degree_to, degree_to - degree_from AS change\n"
@@ -221,7 +221,7 @@ _LIST = [
         "MATCH (x:Snapshot {run_id: $run_id, step: $step})-[:HAS_LAYER]->(l:LayerSnapshot {layer: $layer})\n"
         "WHERE x.complete IS NULL\n"
         "UNWIND l.positions AS p\n"
-        "RETURN p / l.n_out AS neuron, count(*) AS degree\n"
+        "RETURN p / l.n_out / coalesce(l.taps, 1) AS neuron, count(*) AS degree\n"
         "ORDER BY neuron",
         (RUN, STEP, Param("layer", int, "the neuron layer", 0)),
     ),

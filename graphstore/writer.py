@@ -59,6 +59,7 @@ class RunCursor:
     neuron_ids: list[list[str]]
     last_step: int | None = None
     layers: list[LayerState] | None = None
+    taps: list[int] | None = None  # of the last stored step's layers
 
 
 @dataclass
@@ -113,6 +114,7 @@ CREATE_SYNAPSES = (
     # One record of two aligned lists: with a record per synapse, decoding Bolt records was most of the write.
     "RETURN collect(i) AS k, collect(id(s)) AS id"
 )
+CREATE_TAPPED_SYNAPSES = CREATE_SYNAPSES.replace("weight: $w[i]}", "weight: $w[i], tap: $tap[i]}")
 CLOSE_SYNAPSES = (
     "UNWIND range(0, size($ids) - 1) AS i MATCH ()-[s:SYNAPSE]->() WHERE id(s) = $ids[i] AND s.run_id = $run "
     "SET s.died = $step, s.weight = $w[i] RETURN count(s) AS n"
@@ -193,7 +195,7 @@ class SnapshotWriter:
             return self.cursor(run_id)
         cursor = RunCursor(run_id, architecture, self._neuron_ids(run_id, architecture), last_step)
         if last_step is not None:
-            cursor.layers = self._load_state(run_id, last_step, architecture)
+            cursor.layers, cursor.taps = self._load_state(run_id, last_step, architecture)
         self._cursors[run_id] = cursor
         return cursor
 
@@ -210,10 +212,11 @@ class SnapshotWriter:
             ids[r["layer"]][r["index"]] = r["id"]
         return ids
 
-    def _load_state(self, run_id: str, step: int, architecture: list[int]) -> list[LayerState]:
+    def _load_state(self, run_id: str, step: int, architecture: list[int]) -> tuple[list[LayerState], list[int]]:
         records, _, _ = self.driver.execute_query(
             "MATCH (l:LayerSnapshot {run_id: $run, step: $step}) "
-            "RETURN l.layer AS layer, l.positions AS positions, l.weights AS weights ORDER BY layer",
+            "RETURN l.layer AS layer, l.positions AS positions, l.weights AS weights, coalesce(l.taps, 1) AS taps "
+            "ORDER BY layer",
             run=run_id,
             step=step,
             database_=self.database,
@@ -228,19 +231,22 @@ class SnapshotWriter:
             )
         opened, _, _ = self.driver.execute_query(
             "MATCH (a:Neuron)-[s:SYNAPSE]->(b:Neuron) WHERE s.run_id = $run AND s.born IS NOT NULL AND s.died IS NULL "
-            "RETURN s.layer AS layer, a.index AS i, b.index AS j, id(s) AS id",
+            "RETURN s.layer AS layer, a.index AS i, coalesce(s.tap, 0) AS tap, b.index AS j, id(s) AS id",
             run=run_id,
             database_=self.database,
         )
+        taps = [r["taps"] for r in records]
         for r in opened:
-            state = states[r["layer"]]
-            at = np.searchsorted(state.positions, r["i"] * architecture[r["layer"] + 1] + r["j"])
+            k = r["layer"]
+            state = states[k]
+            row = r["i"] * taps[k] + r["tap"]
+            at = np.searchsorted(state.positions, row * architecture[k + 1] + r["j"])
             state.synapse_ids[at] = r["id"]
         if any((st.synapse_ids < 0).any() for st in states):
             raise RunInconsistentError(
                 f"run '{run_id}' is inconsistent: step {step} lists connections without an open synapse"
             )
-        return states
+        return states, taps
 
     # -- writing -----------------------------------------------------------------
     def write(self, snapshot: Snapshot) -> bool:
@@ -259,6 +265,10 @@ class SnapshotWriter:
             raise RunConflictError(
                 f"snapshot layer sizes {snapshot.architecture} differ from run '{snapshot.run_id}' "
                 f"architecture {cursor.architecture}"
+            )
+        if cursor.taps is not None and list(snapshot.taps or []) != cursor.taps:
+            raise RunConflictError(
+                f"snapshot taps per layer {snapshot.taps} differ from run '{snapshot.run_id}''s {cursor.taps}"
             )
         if cursor.last_step is not None and snapshot.step <= cursor.last_step:
             return self._check_already_stored(snapshot)
@@ -281,13 +291,18 @@ class SnapshotWriter:
             layers.append(LayerState(d.positions, d.weights, synapse_ids))
         cursor.layers = layers
         cursor.last_step = snapshot.step
+        cursor.taps = list(snapshot.taps or [])
         return True
 
     def _single_tx(self, tx, snapshot, cursor, diffs, new_ids):
         self.lease.fence(tx, snapshot.run_id)
         neuron_ids = self._head(tx, snapshot, cursor, diffs, complete=True)
         self._apply(
-            tx, snapshot.run_id, snapshot.step, self._synapse_batches(diffs, cursor.architecture, neuron_ids), new_ids
+            tx,
+            snapshot.run_id,
+            snapshot.step,
+            self._synapse_batches(diffs, cursor.architecture, neuron_ids, snapshot.taps),
+            new_ids,
         )
         return neuron_ids
 
@@ -301,7 +316,7 @@ class SnapshotWriter:
         cursor.neuron_ids = session.execute_write(self._fenced_head, snapshot, cursor, diffs)
         try:
             group, rows = [], 0
-            for batch in self._synapse_batches(diffs, cursor.architecture, cursor.neuron_ids):
+            for batch in self._synapse_batches(diffs, cursor.architecture, cursor.neuron_ids, snapshot.taps):
                 group.append(batch)
                 rows += len(batch[3]["w"])
                 if rows >= CHUNK:
@@ -398,7 +413,7 @@ class SnapshotWriter:
             prev=cursor.last_step,
         ).consume()
         layer_rows, unchanged = [], []
-        for k, (m, bias, d) in enumerate(zip(snapshot.layers, snapshot.biases, diffs)):
+        for k, (m, bias, d, taps) in enumerate(zip(snapshot.layers, snapshot.biases, diffs, snapshot.taps or [])):
             same = cursor.last_step is not None and d.unchanged
             if same:
                 unchanged.append(k)
@@ -407,6 +422,7 @@ class SnapshotWriter:
                     "layer": k,
                     "n_in": m.shape[0],
                     "n_out": m.shape[1],
+                    "taps": None if taps == 1 else taps,
                     "nnz": int(m.nnz),
                     "density": m.nnz / (m.shape[0] * m.shape[1]),
                     "appeared": int(d.new.sum()),
@@ -445,8 +461,10 @@ class SnapshotWriter:
         return neuron_ids
 
     @staticmethod
-    def _synapse_batches(diffs: list[LayerDiff], architecture: list[int], neuron_ids: list[list[str]]):
-        """("close" | "create", layer, offset, columns) statements for every synapse that vanished or appeared."""
+    def _synapse_batches(diffs: list[LayerDiff], architecture: list[int], neuron_ids: list[list[str]], taps: list[int]):
+        """("close" | "create", layer, offset, columns) statements for every synapse that vanished or appeared.
+
+        A layer with taps > 1 (a convolution) joins input neuron row // taps and carries tap = row % taps."""
         for k, d in enumerate(diffs):
             for lo, hi in _slices(d.vanished_ids.size):
                 yield "close", k, lo, {"ids": column(d.vanished_ids[lo:hi]), "w": column(d.vanished_weights[lo:hi])}
@@ -454,12 +472,15 @@ class SnapshotWriter:
             appeared, weights = d.appeared, d.appeared_weights
             for lo, hi in _slices(appeared.size):
                 pos = appeared[lo:hi]
+                rows = pos // n_out
+                extra = {} if taps[k] == 1 else {"tap": column(rows % taps[k])}
                 yield (
                     "create",
                     k,
                     lo,
-                    {
-                        "src": column(pos // n_out),
+                    extra
+                    | {
+                        "src": column(rows // taps[k]),
                         "dst": column(pos % n_out),
                         "w": column(weights[lo:hi]),
                         "src_ids": column(neuron_ids[k]),
@@ -473,7 +494,8 @@ class SnapshotWriter:
             if kind == "close":
                 _run_counted(tx, CLOSE_SYNAPSES, run=run, step=step, **columns)
             else:
-                record = tx.run(CREATE_SYNAPSES, run=run, layer=k, step=step, **columns).single()
+                query = CREATE_TAPPED_SYNAPSES if "tap" in columns else CREATE_SYNAPSES
+                record = tx.run(query, run=run, layer=k, step=step, **columns).single()
                 created = np.asarray(record["k"], dtype=np.int64)
                 if created.size != len(columns["w"]):
                     raise GraphStoreError(

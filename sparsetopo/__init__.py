@@ -25,7 +25,7 @@ def record(model, run_id=None, *, masks=None, name=None, every=None, method=None
     Opens its own connection to the graph store (`settings`, else NEO4J_URI, else the project's
     server) and closes it with the recording."""
     from .graphstore.store import GraphStore
-    from .record import Recorder, default_run_id
+    from .recorder import Recorder, default_run_id
 
     store = GraphStore.connect(settings)
     try:

@@ -5,6 +5,12 @@ A connection is a stored entry of a sparse matrix, whatever its value: a connect
 weight 0 is an explicit zero. Duplicate entries of one position are one connection. A dense
 array stores no zeros, so its connections are its nonzeros.
 
+Convolutional layers keep this form with `taps`: a Conv2d of weight (out, in, kh, kw) is the
+matrix of shape (in * kh * kw, out) whose row `c * taps + t` is input channel c at kernel
+position t (taps = kh * kw); a Linear after a flatten has taps = the spatial positions of each
+channel (flatten order: row `c * taps + t`). Neurons are channels: layer k's n_k neurons are its
+rows // taps. A LayerStack is a list of layer matrices that carries its layers' taps.
+
 A leaf module (numpy, scipy and sparsetopo.errors only), so graphstore, analysis and trainer
 can all import it without importing each other.
 """
@@ -59,11 +65,57 @@ def connection_mask(matrix: Any, fmt: str = "csc", dtype: Any = np.int32) -> sp.
     return kind((np.ones(m.nnz, dtype=dtype), m.indices, m.indptr), shape=m.shape)
 
 
+class LayerStack(list):
+    """Layer matrices with the taps of each layer (1: one row per input neuron)."""
+
+    def __init__(self, layers: Sequence[Any] = (), taps: Sequence[int] | None = None):
+        super().__init__(layers)
+        taps = tuple(int(t) for t in taps) if taps is not None else (1,) * len(self)
+        if len(taps) != len(self):
+            raise TopologyError(f"{len(taps)} taps given for {len(self)} layers")
+        if any(t < 1 for t in taps):
+            raise TopologyError(f"taps must be positive; got {list(taps)}")
+        self.taps = taps
+
+
+def taps_of(layers: Sequence[Any]) -> tuple[int, ...]:
+    """Each layer's taps: those a LayerStack carries, else 1 per layer."""
+    taps = getattr(layers, "taps", None)
+    return tuple(taps) if taps is not None else (1,) * len(layers)
+
+
+def with_taps(layers: Sequence[Any], taps: Sequence[int]) -> LayerStack:
+    return LayerStack(list(layers), taps)
+
+
 def layer_sizes(layers: Sequence[Any]) -> list[int]:
-    """[n0, n1, ..., nL] of chained layers (matrix k has shape (n_k, n_{k+1}))."""
+    """Neurons [n0, n1, ..., nL] of chained layers (matrix k has shape (n_k * taps_k, n_{k+1}))."""
     if not layers:
         return []
-    return [layers[0].shape[0]] + [m.shape[1] for m in layers]
+    return [layers[0].shape[0] // taps_of(layers)[0]] + [m.shape[1] for m in layers]
+
+
+def expand_permutation(perm: np.ndarray, taps: int) -> np.ndarray:
+    """Rows of a layer with `taps` rows per input neuron, relabelled as the neurons are by `perm`."""
+    perm = np.asarray(perm, dtype=np.int64)
+    if taps == 1:
+        return perm
+    return (perm[:, None] * taps + np.arange(taps, dtype=np.int64)).ravel()
+
+
+def neuron_layers(layers: Sequence[Any]) -> list[sp.csr_matrix]:
+    """0/1 float64 CSR adjacency between neurons: a layer with taps joins input neuron r // taps to
+    an output neuron when any of its taps is connected (channels, for convolutions)."""
+    out = []
+    for m, t in zip(layers, taps_of(layers)):
+        mask = connection_mask(m, "csr", np.float64)
+        if t > 1:
+            coo = mask.tocoo()
+            mask = sp.csr_matrix((np.ones(coo.nnz), (coo.row // t, coo.col)), shape=(mask.shape[0] // t, mask.shape[1]))
+            mask.sum_duplicates()
+            mask.data[:] = 1.0
+        out.append(mask)
+    return out
 
 
 def check_chain(layers: Sequence[Any], name: str = "the network", error: type[Exception] = TopologyError) -> None:
@@ -74,9 +126,14 @@ def check_chain(layers: Sequence[Any], name: str = "the network", error: type[Ex
     """
     if len(layers) == 0:
         raise error(f"{name} has no layers; a network needs at least one weight matrix")
+    taps = taps_of(layers)
+    if layers[0].shape[0] % taps[0]:
+        raise error(f"layer 0 of {name} has {layers[0].shape[0]} rows, not a multiple of its {taps[0]} taps")
     for k in range(1, len(layers)):
         n_out, n_in = layers[k - 1].shape[1], layers[k].shape[0]
-        if n_out != n_in:
+        if n_out * taps[k] != n_in:
+            per = f" ({taps[k]} taps per input)" if taps[k] > 1 else ""
             raise error(
-                f"the layers of {name} do not chain: layer {k - 1} has {n_out} outputs but layer {k} has {n_in} inputs"
+                f"the layers of {name} do not chain: layer {k - 1} has {n_out} outputs but layer {k} has "
+                f"{n_in} inputs{per}"
             )

@@ -7,7 +7,11 @@ masked-in entry whose weight is exactly 0 (RigL grows connections at 0) is a con
 stored as an explicit zero.
 
 Matrix form (rows = inputs, as everywhere in sparsetopo): an nn.Linear of weight (out, in) is
-the (in, out) matrix Wᵀ.
+the (in, out) matrix Wᵀ. A convolution of weight (out, in, *kernel) is the (in * taps, out)
+matrix whose row `c * taps + t` is input channel c at kernel position t (taps = the kernel's
+size, positions in row-major order); its neurons are channels. A Linear after a convolution
+(through a flatten, possibly a pooling) has taps = in_features / the convolution's channels:
+row `c * taps + t` is channel c at spatial position t, the order torch.flatten gives.
 """
 
 from __future__ import annotations
@@ -32,15 +36,26 @@ class TorchLayer:
     """One weight layer: its module name, its effective weight and which entries are connections."""
 
     name: str
-    weight: np.ndarray  # as the module holds it: (out, in)
+    weight: np.ndarray  # as the module holds it: (out, in) or (out, in, *kernel)
     mask: np.ndarray  # bool, same shape
     bias: np.ndarray | None
     source: str  # where the mask came from: masks, prune, parametrization, nonzero
+    taps: int = 1  # rows per input neuron: the kernel's size, or a flattened channel's positions
+
+    @property
+    def n_outputs(self) -> int:
+        return int(self.weight.shape[0])
+
+    @property
+    def n_rows(self) -> int:
+        return int(np.prod(self.weight.shape[1:]))
 
     def matrix(self) -> sp.csr_matrix:
-        rows, cols = np.nonzero(self.mask.T)
-        values = self.weight.T[rows, cols].astype(np.float32)
-        return sp.csr_matrix((values, (rows, cols)), shape=self.mask.T.shape, dtype=np.float32)
+        mask = self.mask.reshape(self.n_outputs, -1).T
+        weight = self.weight.reshape(self.n_outputs, -1).T
+        rows, cols = np.nonzero(mask)
+        values = weight[rows, cols].astype(np.float32)
+        return sp.csr_matrix((values, (rows, cols)), shape=mask.shape, dtype=np.float32)
 
 
 def _numpy(tensor) -> np.ndarray:
@@ -71,12 +86,11 @@ def model_layers(model, masks: dict | None = None) -> list[TorchLayer]:
     layers = []
     convolutional = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
     for name, module in model.named_modules():
-        if isinstance(module, convolutional):
+        if isinstance(module, convolutional) and module.groups != 1:
             raise TorchTopologyError(
-                f"module '{name}' is a {type(module).__name__}; recording convolutional layers is not supported yet, "
-                "only nn.Linear"
+                f"module '{name}' is a grouped convolution (groups={module.groups}); only groups=1 can be recorded"
             )
-        if not isinstance(module, nn.Linear):
+        if not isinstance(module, (nn.Linear, *convolutional)):
             continue
         with torch.no_grad():
             weight = _numpy(module.weight)
@@ -105,19 +119,37 @@ def model_layers(model, masks: dict | None = None) -> list[TorchLayer]:
         known = {layer.name for layer in layers} | {f"{layer.name}.weight" for layer in layers}
         unknown = sorted(set(masks) - known)
         if unknown:
-            raise TorchTopologyError(f"masks name no nn.Linear of the model: {', '.join(unknown)}")
-    _check_chain(layers)
+            raise TorchTopologyError(f"masks name no nn.Linear or convolution of the model: {', '.join(unknown)}")
+    _chain(layers)
     return layers
 
 
-def _check_chain(layers: list[TorchLayer]) -> None:
+def _chain(layers: list[TorchLayer]) -> None:
+    """Set each layer's taps and refuse layers that do not chain one into the next."""
     if not layers:
-        raise TorchTopologyError("the model has no nn.Linear layer to record")
-    for before, after in zip(layers, layers[1:]):
-        if before.weight.shape[0] != after.weight.shape[1]:
+        raise TorchTopologyError("the model has no nn.Linear or convolution to record")
+    for k, layer in enumerate(layers):
+        kernel = int(np.prod(layer.weight.shape[2:])) if layer.weight.ndim > 2 else 1
+        if kernel > 1 or layer.weight.ndim > 2 or k == 0:
+            layer.taps = kernel
+            if k and layer.weight.shape[1] != layers[k - 1].n_outputs:
+                raise TorchTopologyError(
+                    f"layer '{layer.name}' takes {layer.weight.shape[1]} channels but '{layers[k - 1].name}' gives "
+                    f"{layers[k - 1].n_outputs}; only layers that chain one into the next can be stored"
+                )
+            continue
+        previous = layers[k - 1].n_outputs
+        if layer.n_rows % previous:
             raise TorchTopologyError(
-                f"layer '{after.name}' takes {after.weight.shape[1]} inputs but '{before.name}' gives "
-                f"{before.weight.shape[0]}; only layers that chain one into the next can be stored"
+                f"layer '{layer.name}' takes {layer.n_rows} inputs but '{layers[k - 1].name}' gives {previous} "
+                "channels or neurons; only layers that chain one into the next can be stored"
+            )
+        # a Linear after a convolution sees each channel at n_rows / channels spatial positions
+        layer.taps = layer.n_rows // previous if layers[k - 1].weight.ndim > 2 else 1
+        if layer.taps == 1 and layer.n_rows != previous:
+            raise TorchTopologyError(
+                f"layer '{layer.name}' takes {layer.n_rows} inputs but '{layers[k - 1].name}' gives {previous}; "
+                "only layers that chain one into the next can be stored"
             )
 
 
@@ -183,11 +215,7 @@ def state_layers(state: dict, masks: dict | None = None) -> list[TorchLayer]:
                 break
         else:
             continue
-        if value.dim() != 2:
-            if value.dim() in (3, 4, 5):
-                raise TorchTopologyError(
-                    f"'{key}' is a convolution kernel; importing convolutional layers is not supported yet"
-                )
+        if value.dim() not in (2, 3, 4, 5):
             continue
         weight = _numpy(value).astype(np.float32)
         given = _given_mask(masks, name)
@@ -202,7 +230,7 @@ def state_layers(state: dict, masks: dict | None = None) -> list[TorchLayer]:
             weight = weight * mask  # weight_orig times its mask is the weight the model computes with
         bias = state.get(f"{name}.bias")
         layers.append(TorchLayer(name, weight, mask, None if bias is None else _numpy(bias).astype(np.float32), source))
-    _check_chain(layers)
+    _chain(layers)
     return layers
 
 
@@ -216,4 +244,5 @@ def snapshot_of(layers: list[TorchLayer], run_id: str, step: int, metrics: dict[
         biases=[layer.bias for layer in layers],
         metrics=dict(metrics or {}),
         epoch=epoch,
+        taps=[layer.taps for layer in layers],
     )

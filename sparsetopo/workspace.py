@@ -200,7 +200,7 @@ class Workspace:
         dataset: Dataset | str | None = None,
     ):
         """A Recorder of `model`'s topology from the caller's own training loop (docs/record.md)."""
-        from .record import Recorder, default_run_id
+        from .recorder import Recorder, default_run_id
 
         made_by = optional_choice(Method, method, "method")
         trained_on = optional_choice(Dataset, dataset, "data set")

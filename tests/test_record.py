@@ -73,11 +73,11 @@ def test_a_masked_in_zero_weight_is_a_connection_and_masks_come_in_order():
     first = layers[0].matrix()
     assert first.shape == (64, 32) and first.nnz == int(model[0].weight_mask.sum()) and not first.data.any()
     assert layers[1].matrix().nnz == 15
-    with pytest.raises(TorchTopologyError, match="masks name no nn.Linear of the model: fc9"):
+    with pytest.raises(TorchTopologyError, match="masks name no nn.Linear or convolution of the model: fc9"):
         model_layers(model, masks={"fc9": explicit})
-    conv = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
-    with pytest.raises(TorchTopologyError, match="'0' is a Conv2d"):
-        model_layers(conv)
+    grouped = nn.Sequential(nn.Conv2d(4, 4, 3, groups=2), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
+    with pytest.raises(TorchTopologyError, match="grouped convolution"):
+        model_layers(grouped)
 
 
 def test_a_sparsifier_parametrization_is_read_as_its_mask():
@@ -227,7 +227,7 @@ def test_every_example_of_docs_record_md_runs(store, neo4j_server, tmp_path):
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "record.md").read_text()
     examples = re.findall(r"```python\n(.*?)```", text, re.S)
-    assert len(examples) == 3
+    assert len(examples) == 4
     for n, code in enumerate(examples):
         proc = subprocess.run(
             [sys.executable, "-c", code],
@@ -248,4 +248,13 @@ def test_every_example_of_docs_record_md_runs(store, neo4j_server, tmp_path):
     ]
     assert alive[0] > alive[1] > alive[2] > alive[3]  # each epoch pruned 10 % of what was left
     assert store.get_run("sparsifier-loop")["mask_sources"] == ["parametrization", "nonzero"]
+    assert store.get_run("cnn")["architecture"] == [1, 8, 16, 10]
     assert [s["step"] for s in store.list_snapshots("from-checkpoints")] == [0, 1, 2]
+
+
+def test_the_entry_points_stay_functions_after_their_modules_are_imported():
+    import sparsetopo.recorder
+    import sparsetopo.workspace
+
+    assert callable(sparsetopo.record) and callable(sparsetopo.connect)
+    assert sparsetopo.record.__module__ == "sparsetopo" and sparsetopo.connect.__module__ == "sparsetopo"

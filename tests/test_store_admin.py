@@ -50,7 +50,7 @@ def test_ordinary_reads_still_run(store, query):
 
 
 def test_terminate_transactions_through_cypher_cannot_kill_a_running_import(store, tmp_path):
-    snaps = _npz_run(tmp_path / "run", "victim", steps=6)
+    snaps = _npz_run(tmp_path / "run", "victim", steps=24, sizes=(120, 80, 10))  # outlasts the attack's start
     attack, _, err, code = _during_import(
         store,
         tmp_path / "run",

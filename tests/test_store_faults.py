@@ -134,7 +134,8 @@ def assert_consistent(store, run_id, snaps):
 
 
 def test_a_second_writer_of_a_live_run_is_refused_and_the_first_completes(store, tmp_path):
-    snaps = _npz_run(tmp_path / "run", "twice", steps=6)
+    # long enough that the second process (interpreter start included) runs while the first writes
+    snaps = _npz_run(tmp_path / "run", "twice", steps=24, sizes=(120, 80, 10))
     second, out, err, code = _during_import(
         store,
         tmp_path / "run",
