@@ -1,4 +1,4 @@
-"""`sparsetopo import npz` and `sparsetopo export npz`: the paper's file format."""
+"""`sparsetopo import npz|torch` and `sparsetopo export npz`: the paper's file format, PyTorch checkpoints."""
 
 from __future__ import annotations
 
@@ -14,22 +14,14 @@ import_app = typer.Typer(no_args_is_help=True, help="Import topologies into the 
 export_app = typer.Typer(no_args_is_help=True, help="Export topologies from the graph store.")
 
 
-@import_app.command("npz")
-def import_npz(
-    path: Path = typer.Argument(
-        ..., metavar="DIR", help="A snapshot directory (weight_l*.npz) or a run directory of epoch_XXX/ ones."
-    ),
-    run_id: Optional[str] = typer.Option(
-        None, "--run-id", help="The run to create or extend (default: the directory's name)."
-    ),
-    name: Optional[str] = typer.Option(None, "--name", help="A human name for the run."),
-    method: Optional[Method] = typer.Option(None, "--method", help="The training method that made the topologies."),
-    dataset: Optional[Dataset] = typer.Option(None, "--dataset", help="The data set they were trained on."),
-    as_json: bool = json_option('{"run_id", "written", "skipped", "architecture"}'),
-) -> None:
-    """Import the paper's .npz topologies; each epoch directory becomes a step, in epoch order."""
-    with workspace() as ws:
-        summary = ws.import_npz(path, run_id=run_id, name=name, method=method, dataset=dataset)
+_RUN_ID_HELP = "The run to create or extend (default: the {what}'s name)."
+_NAME = "A human name for the run."
+_METHOD = "The training method that made the topologies."
+_DATASET = "The data set they were trained on."
+_SUMMARY = '{"run_id", "written", "skipped", "architecture"}'
+
+
+def _report_import(summary: dict, as_json: bool) -> None:
     if as_json:
         emit_result(summary, as_json=True)
         return
@@ -37,6 +29,22 @@ def import_npz(
         f"imported {summary['written']} new snapshot(s) of run '{summary['run_id']}' "
         f"({summary['skipped']} already stored), architecture {summary['architecture']}"
     )
+
+
+@import_app.command("npz")
+def import_npz(
+    path: Path = typer.Argument(
+        ..., metavar="DIR", help="A snapshot directory (weight_l*.npz) or a run directory of epoch_XXX/ ones."
+    ),
+    run_id: Optional[str] = typer.Option(None, "--run-id", help=_RUN_ID_HELP.format(what="directory")),
+    name: Optional[str] = typer.Option(None, "--name", help=_NAME),
+    method: Optional[Method] = typer.Option(None, "--method", help=_METHOD),
+    dataset: Optional[Dataset] = typer.Option(None, "--dataset", help=_DATASET),
+    as_json: bool = json_option(_SUMMARY),
+) -> None:
+    """Import the paper's .npz topologies; each epoch directory becomes a step, in epoch order."""
+    with workspace() as ws:
+        _report_import(ws.import_npz(path, run_id=run_id, name=name, method=method, dataset=dataset), as_json)
 
 
 @import_app.command("torch")
@@ -44,25 +52,16 @@ def import_torch(
     path: Path = typer.Argument(
         ..., metavar="CKPT", help="A state_dict or checkpoint file (torch.save), or a directory of them."
     ),
-    run_id: Optional[str] = typer.Option(
-        None, "--run-id", help="The run to create or extend (default: the file's or directory's name)."
-    ),
-    name: Optional[str] = typer.Option(None, "--name", help="A human name for the run."),
-    method: Optional[Method] = typer.Option(None, "--method", help="The training method that made the topologies."),
-    dataset: Optional[Dataset] = typer.Option(None, "--dataset", help="The data set they were trained on."),
-    as_json: bool = json_option('{"run_id", "written", "skipped", "architecture"}'),
+    run_id: Optional[str] = typer.Option(None, "--run-id", help=_RUN_ID_HELP.format(what="file's or directory")),
+    name: Optional[str] = typer.Option(None, "--name", help=_NAME),
+    method: Optional[Method] = typer.Option(None, "--method", help=_METHOD),
+    dataset: Optional[Dataset] = typer.Option(None, "--dataset", help=_DATASET),
+    as_json: bool = json_option(_SUMMARY),
 ) -> None:
     """Import PyTorch checkpoints: each file is a step (natural order); masks from prune buffers,
     a `masks` entry, or the nonzero weights. Loaded with weights_only=True: nothing is unpickled."""
     with workspace() as ws:
-        summary = ws.import_torch(path, run_id=run_id, name=name, method=method, dataset=dataset)
-    if as_json:
-        emit_result(summary, as_json=True)
-        return
-    typer.echo(
-        f"imported {summary['written']} new snapshot(s) of run '{summary['run_id']}' "
-        f"({summary['skipped']} already stored), architecture {summary['architecture']}"
-    )
+        _report_import(ws.import_torch(path, run_id=run_id, name=name, method=method, dataset=dataset), as_json)
 
 
 @export_app.command("npz")
