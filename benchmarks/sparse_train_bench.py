@@ -1,7 +1,7 @@
 """Seconds per epoch and peak memory of whole training runs, masked against sparse backend (issue 16).
 
     python benchmarks/sparse_train_bench.py [--part a|b|c|all] [--epochs 1] [--threads 1]
-                                            [--batches N] [--backends masked,sparse]
+                                            [--batches N] [--backends masked,sparse] [--dropout P]
 
 Parts:
   a  784-784-784-784-10 at 0.6 % density, the paper's Figure-4 network (as sparsetopo/experiment.py
@@ -20,7 +20,9 @@ an epoch alone; `eval+update s` is what follows them until the snapshot is hande
 (evaluation on the test set, the topology update, building the snapshot); step 0 (evaluation of
 the untrained network on the full training and test sets) is reported apart. With --batches N an
 epoch is N batches of the training set (the first N * batch size samples) and the seconds of a
-full epoch are extrapolated from them, labelled as such.
+full epoch are extrapolated from them, labelled as such. --dropout replaces the recipe's (SET's
+default recipe, keras-randn, has 0.3 after each hidden layer; its Bernoulli masks are drawn alike
+on both backends and cost about as much as the sparse layers of part a).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import argparse
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -94,13 +97,23 @@ def child(spec: dict) -> dict:
         threads=spec["threads"],
         batch_size=spec["batch_size"],
         backend=spec["backend"],
+        dropout=spec.get("dropout"),
     )
     marks = {"handed": [], "last_batch": {}, "batches": {}}
 
     def progress(event):
         if event["kind"] == "batch":
-            marks["last_batch"][event["epoch"]] = time.perf_counter()
+            now = time.perf_counter()
+            marks["last_batch"][event["epoch"]] = now
             marks["batches"][event["epoch"]] = event["batch"]
+            if event["batch"] % spec.get("report_every", 50) == 0:
+                since = now - marks["handed"][event["epoch"] - 1]
+                print(
+                    f"  [{spec['part']} {spec['backend']}] epoch {event['epoch']} batch {event['batch']}: "
+                    f"{since / event['batch']:.3f} s/batch so far, RSS {_rss_mb():.0f} MB",
+                    file=sys.stderr,
+                    flush=True,
+                )
         elif event["kind"] == "start":
             marks["architecture"] = event["architecture"]
             marks["synapses"] = sum(event["model"].n_connections())
@@ -114,6 +127,12 @@ def child(spec: dict) -> dict:
             )
             sink(snapshot)
             marks["handed"].append(time.perf_counter())
+            print(
+                f"  [{spec['part']} {spec['backend']}] step {snapshot.step} handed over "
+                f"{marks['handed'][-1] - started:.1f} s after the start, RSS {_rss_mb():.0f} MB",
+                file=sys.stderr,
+                flush=True,
+            )
 
         return handed
 
@@ -171,14 +190,30 @@ def child(spec: dict) -> dict:
     return out
 
 
+def _exit_on_sigterm() -> None:
+    # SIGTERM (timeout, --timeout) unwinds like Ctrl-C, so a child's Neo4j server is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 def run_child(spec: dict, timeout: float | None) -> dict:
+    """One configuration in a fresh process; its progress lines go to stderr as they come."""
     cmd = [sys.executable, __file__, "--child", json.dumps(spec)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=os.environ.copy())
-    for line in proc.stdout.splitlines():
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        out = ""
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(180)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    for line in (out or "").splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT ") :])
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-    return {"part": spec["part"], "backend": spec["backend"], "error": f"exit {proc.returncode}: " + " | ".join(tail)}
+    return {"part": spec["part"], "backend": spec["backend"], "error": f"exit {proc.returncode} (see stderr above)"}
 
 
 def report(r: dict) -> None:
@@ -226,9 +261,12 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=0, help="N batches per epoch, extrapolated (0: full epochs)")
     ap.add_argument("--batch-size", type=int, default=100)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--dropout", type=float, default=None, help="default: the recipe's (0.3)")
     ap.add_argument("--timeout", type=float, default=None, help="seconds per configuration")
+    ap.add_argument("--report-every", type=int, default=50, help="a progress line every N batches (stderr)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    _exit_on_sigterm()
     if args.child:
         print("RESULT " + json.dumps(child(json.loads(args.child))), flush=True)
         return
@@ -236,6 +274,7 @@ def main() -> None:
     print(
         f"sparse_train_bench: parts {','.join(parts)}, {args.epochs} epoch(s)"
         + (f" of {args.batches} batches" if args.batches else "")
+        + (f", dropout {args.dropout}" if args.dropout is not None else ", the recipe's dropout (0.3)")
         + f", batch {args.batch_size}, torch threads {args.threads}, load average {os.getloadavg()[0]:.2f}",
         flush=True,
     )
@@ -251,6 +290,8 @@ def main() -> None:
                 batches=args.batches,
                 batch_size=args.batch_size,
                 threads=args.threads,
+                dropout=args.dropout,
+                report_every=args.report_every,
             )
             r = run_child(spec, args.timeout)
             report(r)

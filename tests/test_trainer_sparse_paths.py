@@ -212,6 +212,9 @@ def test_absent_noise_follows_the_normal_tail_even_for_ten_billion_positions():
     assert abs(mean_kept(10_000, 2.0, 40, 1) - 10_000 * tail(2.0)) < 10  # 227.5, sd of the mean 2.4
     assert abs(mean_kept(10**10, 6.0, 60, 2) - 10**10 * tail(6.0)) < 2  # 9.87, sd of the mean 0.4
     assert absent_noise_kept(torch.full((10,), 1.0), 10, 10**10, _gen()) == 0
+    # connections scoring below every noise value: every place goes to an absent position
+    assert absent_noise_kept(torch.full((1000,), -1.0), 1000, 500, _gen()) == 500
+    assert absent_noise_kept(torch.full((1000,), -1.0), 1000, 10**9, _gen()) == 1000
 
 
 def test_rigl_noise_lets_absent_positions_replace_zero_weight_connections_at_the_reference_rate():

@@ -220,18 +220,24 @@ def absent_noise_kept(scores_desc: torch.Tensor, n_keep: int, n_absent: int, gen
     The absent scores are drawn largest first as the top order statistics of n_absent normal
     draws: with V_i the i-th largest of n uniforms, log V_i = log V_{i-1} + log(U_i) / (n - i + 1)
     (U_i uniform), and the score is s * Phi^-1(V_i), computed from the tail 1 - V_i = -expm1(log V_i)
-    so that it keeps its precision for n in the billions. Drawing stops at the first that ranks
-    below the connection it would displace.
+    so that it keeps its precision for n in the billions. The i-th largest is kept while it beats
+    the connection it would displace; they are drawn in growing batches until one does not.
     """
-    j, log_v = 0, 0.0
-    while j < n_keep and j < n_absent:
-        u = float(torch.rand(1, generator=generator, dtype=torch.float64))
-        log_v += (math.log(u) if u > 0 else -math.inf) / (n_absent - j)
-        tail = torch.tensor(-math.expm1(log_v), dtype=torch.float64)
-        value = -RIGL_NOISE_STD * float(torch.special.ndtri(tail))
-        if not value > float(scores_desc[n_keep - 1 - j]):
-            break
-        j += 1
+    limit = min(n_keep, n_absent)
+    j, log_v, batch = 0, 0.0, 16
+    while j < limit:
+        m = min(batch, limit - j)
+        i = torch.arange(m, dtype=torch.float64)
+        u = torch.rand(m, generator=generator, dtype=torch.float64).clamp_min_(torch.finfo(torch.float64).tiny)
+        logs = log_v + torch.cumsum(torch.log(u) / (n_absent - j - i), 0)
+        values = -RIGL_NOISE_STD * torch.special.ndtri(-torch.expm1(logs))
+        bound = scores_desc[n_keep - 1 - j - torch.arange(m)].to(torch.float64)
+        beaten = values > bound
+        if not bool(beaten.all()):
+            return j + int(torch.argmin(beaten.to(torch.int8)))
+        j += m
+        log_v = float(logs[-1])
+        batch *= 2
     return j
 
 
