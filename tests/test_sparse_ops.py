@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sparsetopo.trainer import sparse_ops
 from sparsetopo.trainer.sparse_ops import SparseStructure, dense_gradient, sparse_linear
 
 
@@ -229,23 +230,35 @@ def test_invalid_structures_and_arguments_are_rejected():
         sparse_linear(torch.randn(2, 4, dtype=torch.float64), torch.randn(3), s)
 
 
+@pytest.mark.parametrize("chunk_rows", [2, 256])
 @pytest.mark.parametrize("block", [None, 1, 3, 4, 100])
-def test_dense_gradient_in_row_blocks(block):
+def test_dense_gradient_in_row_blocks(block, chunk_rows, monkeypatch):
+    monkeypatch.setattr(sparse_ops, "GRADIENT_CHUNK_MAX_ROWS", chunk_rows)
     s, values, bias, x = _layer(LAYERS["random_empty_rows_cols"])
     weight = _reference_weight(s, values.detach()).requires_grad_()
     grad_y = torch.randn(x.shape[0], s.n_out)
     F.linear(x.detach(), weight, bias.detach()).backward(grad_y)
     blocks = list(dense_gradient(x.detach(), grad_y, block))
     starts = [start for start, _ in blocks]
-    step = s.n_out if block is None else block
+    # blocks are whole chunks of rows, so every number is the same whatever the block
+    step = s.n_out if block is None else max(chunk_rows, -(-block // chunk_rows) * chunk_rows)
     assert starts == list(range(0, s.n_out, step))
     assert all(rows.shape[0] <= step for _, rows in blocks)
     full = torch.cat([rows for _, rows in blocks])
+    assert torch.equal(full, next(dense_gradient(x.detach(), grad_y))[1])
     torch.testing.assert_close(full, weight.grad)
     # At the connections it is exactly what sparse_linear gives the values.
     v = values.detach().clone().requires_grad_()
     sparse_linear(x.detach(), v, s).backward(grad_y)
     torch.testing.assert_close(full.reshape(-1)[s.positions], v.grad)
+
+
+def test_dense_gradient_numbers_do_not_depend_on_the_block():
+    g = _gen(9)
+    x, grad_y = torch.randn(100, 300, generator=g), torch.randn(100, 700, generator=g)
+    full = next(dense_gradient(x, grad_y))[1]
+    for block in (1, 5, 64, 300):
+        assert torch.equal(torch.cat([rows for _, rows in dense_gradient(x, grad_y, block)]), full)
 
 
 def test_dense_gradient_rejects_bad_arguments():

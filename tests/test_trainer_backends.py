@@ -12,7 +12,7 @@ from sparsetopo.trainer.recipes import RECIPES
 from sparsetopo.trainer.sparse import er_mask
 
 
-def _pair(sizes, eps, seed, recipe):
+def _pair(sizes, eps, seed, recipe, dense_limit=None):
     masks = [
         er_mask(sizes[k + 1], sizes[k], eps, "exact", torch.Generator().manual_seed(seed + k))
         for k in range(len(sizes) - 2)
@@ -20,7 +20,9 @@ def _pair(sizes, eps, seed, recipe):
     nets = {}
     for backend in ("masked", "sparse"):
         g = torch.Generator().manual_seed(seed)
-        nets[backend] = SparseMLP(sizes, masks, generator=g, weight_init=recipe.weight_init, backend=backend)
+        nets[backend] = SparseMLP(
+            sizes, masks, generator=g, weight_init=recipe.weight_init, backend=backend, dense_limit=dense_limit
+        )
     return nets
 
 
@@ -48,10 +50,22 @@ def test_forward_and_gradients_equal_the_masked_backend(recipe):
         np.testing.assert_array_equal(ma.data, mb.data)
 
 
-@pytest.mark.parametrize("method, recipe", [("set", "keras-randn"), ("set", "sparse-python"), ("rigl", "rigl")])
-def test_one_update_removes_and_grows_the_same_positions_on_both_backends(method, recipe):
+# dense_limit 0: every layer is updated on its connection list (update_connections), as a layer
+# too large for the dense draws is; the backends must still agree.
+@pytest.mark.parametrize("dense_limit", [None, 0])
+@pytest.mark.parametrize(
+    "method, recipe",
+    [
+        ("set", "keras-randn"),
+        ("set", "sparse-python"),
+        ("set", "sparsetopo-v0"),
+        ("rigl", "rigl"),
+        ("rigl", "sparsetopo-v0"),
+    ],
+)
+def test_one_update_removes_and_grows_the_same_positions_on_both_backends(method, recipe, dense_limit):
     r = RECIPES[recipe]
-    nets = _pair([30, 40, 25, 5], 2.0, 4, r)
+    nets = _pair([30, 40, 25, 5], 2.0, 4, r, dense_limit)
     alg = make_algorithm(method, 0.3, 1000, recipe=r)
     x = torch.randn(16, 30, generator=torch.Generator().manual_seed(5))
     y = torch.randint(0, 5, (16,), generator=torch.Generator().manual_seed(6))
@@ -65,7 +79,7 @@ def test_one_update_removes_and_grows_the_same_positions_on_both_backends(method
         opt.step()
         changes = update_topology(net, opt, alg, 0.3, torch.Generator().manual_seed(7), grads)
         after[name] = (
-            [m.clone() for m in net.masks[:-1]],
+            [net.dense_mask(k).clone() for k in range(2)],
             [net.dense_weight(k) for k in range(2)],
             [net.momentum_dense(k, opt).clone() for k in range(2)],
             changes,

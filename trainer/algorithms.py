@@ -14,6 +14,19 @@ with are the recipe's (trainer/recipes.py); docs/trainer.md lists them against t
 lines. Whatever the recipe, each layer keeps its number of connections, the optimizer state
 (momentum) of removed and newly grown connections is zero, and the random choices come from
 the generator passed in, so an update is reproducible.
+
+Two implementations of one update, chosen by the layer's size, never by the backend:
+- update_layer works on the dense (n_out, n_in) weight and mask (layers of at most
+  trainer/sparse.py DENSE_LIMIT positions): the draws the tests and earlier runs fix;
+- update_connections works on the connection list (sorted positions, weights, momentum), for
+  larger layers, in memory that follows the connections. Pruning is the same computation on the
+  same values (a pruner's `keep_connections`), so it removes exactly what update_layer removes.
+  Where update_layer draws over every position, it draws the same distribution sparsely: SET's
+  growth takes uniformly random free positions by rejection (sparse.sample_absent) instead of a
+  randperm of all candidates; RigL's drop noise is drawn for the connections, and for the absent
+  positions only their largest values, as the top order statistics of n_absent N(0, 1e-5^2)
+  draws; RigL's growth scores the gradient in row blocks (top-k over blocks, the same positions
+  as over the whole matrix).
 """
 
 from __future__ import annotations
@@ -27,6 +40,11 @@ import torch
 from .errors import ConfigError
 from .model import SparseMLP, draw_weights
 from .recipes import RECIPES, Recipe
+from .sparse import complement, isin_sorted, sample_absent
+from .sparse_ops import LayerGradient
+
+# RigL's gradient is scored in blocks of rows of at most this many entries above the dense limit.
+GRADIENT_BLOCK_ELEMENTS = 2**24
 
 METHODS = ("dense", "static", "set", "rigl")
 RIGL_NOISE_STD = 1e-5  # rigl/sparse_optimizers.py: generic_mask_update(noise_std=1e-5)
@@ -92,6 +110,12 @@ class ReferenceSETPruner:
         lo, hi = reference_thresholds(conn[conn != 0], zeros, fraction)
         return m & ((w > hi) | (w < lo))
 
+    def keep_connections(self, values, positions, total, fraction, generator):
+        """keep() on a connection list (values in positions order): the same thresholds, the same result."""
+        zeros = int((values == 0).sum()) + (total - values.numel() if self.all_entries else 0)
+        lo, hi = reference_thresholds(values[values != 0], zeros, fraction)
+        return (values > hi) | (values < lo), positions[:0]
+
 
 class FloorPerSignPruner:
     """sparsetopo-v0: floor(f * n_pos) smallest positive and floor(f * n_neg) largest negative weights go."""
@@ -109,6 +133,11 @@ class FloorPerSignPruner:
         keep[removed] = False
         return keep
 
+    def keep_connections(self, values, positions, total, fraction, generator):
+        # positions are sorted, so connection indices order ties exactly as flat positions do
+        keep = self.keep(values, torch.ones(values.shape, dtype=torch.bool), fraction)
+        return keep, positions[:0]
+
 
 class MagnitudePruner:
     """sparsetopo-v0's RigL: floor(f * n) connections with the smallest magnitude go."""
@@ -120,6 +149,9 @@ class MagnitudePruner:
         keep = m.clone()
         keep[removed] = False
         return keep
+
+    def keep_connections(self, values, positions, total, fraction, generator):
+        return self.keep(values, torch.ones(values.shape, dtype=torch.bool), fraction), positions[:0]
 
 
 class RigLPruner:
@@ -147,6 +179,67 @@ class RigLPruner:
         keep[kept] = True
         return keep
 
+    def keep_connections(
+        self, values: torch.Tensor, positions: torch.Tensor, total: int, fraction: float, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """keep() on a connection list: (which connections stay, absent positions kept in their place).
+
+        Without noise every absent position scores 0, as in keep(), and ties go to the lower
+        position. With noise the connections get the same N(0, 1e-5^2) terms as in keep(), and the
+        absent positions are represented by the largest of their n_absent noise values only
+        (absent_noise_kept): the same distribution as keep()'s n_in x n_out draws, not the same draws.
+        """
+        n_ones = values.numel()
+        n_keep = n_ones - int(np.float32(n_ones) * np.float32(fraction))
+        n_absent = total - n_ones
+        score = values.abs()
+        if self.noise:
+            score = score + torch.randn(score.shape, generator=generator) * RIGL_NOISE_STD
+        order = torch.sort(-score, stable=True).indices
+        keep = torch.zeros(n_ones, dtype=torch.bool)
+        if self.noise:
+            j = absent_noise_kept(score[order], n_keep, n_absent, generator)
+            keep[order[: n_keep - j]] = True
+            return keep, torch.sort(sample_absent(total, j, positions, generator)).values
+        n_positive = int((score > 0).sum())
+        if n_keep <= n_positive:
+            keep[order[:n_keep]] = True
+            return keep, positions[:0]
+        # Every positive score stays; the rest are the lowest positions scoring 0, present or absent.
+        keep[score > 0] = True
+        low = complement(total, positions[score > 0], n_keep - n_positive)
+        present = isin_sorted(positions, low)
+        keep[torch.searchsorted(positions, low[present])] = True
+        return keep, low[~present]
+
+
+def absent_noise_kept(scores_desc: torch.Tensor, n_keep: int, n_absent: int, generator: torch.Generator) -> int:
+    """How many absent positions rank among the n_keep best scores when each scores N(0, s^2)
+    (s = RIGL_NOISE_STD) and the connections score `scores_desc` (sorted, largest first).
+
+    The absent scores are drawn largest first as the top order statistics of n_absent normal
+    draws: with V_i the i-th largest of n uniforms, log V_i = log V_{i-1} + log(U_i) / (n - i + 1)
+    (U_i uniform), and the score is s * Phi^-1(V_i), computed from the tail 1 - V_i = -expm1(log V_i)
+    so that it keeps its precision for n in the billions. The i-th largest is kept while it beats
+    the connection it would displace; they are drawn in growing batches until one does not.
+    """
+    limit = min(n_keep, n_absent)
+    j, log_v, batch = 0, 0.0, 16
+    while j < limit:
+        m = min(batch, limit - j)
+        i = torch.arange(m, dtype=torch.float64)
+        u = torch.rand(m, generator=generator, dtype=torch.float64).clamp_min_(torch.finfo(torch.float64).tiny)
+        logs = log_v + torch.cumsum(torch.log(u) / (n_absent - j - i), 0)
+        values = -RIGL_NOISE_STD * torch.special.ndtri(-torch.expm1(logs))
+        bound = scores_desc[n_keep - 1 - j - torch.arange(m)].to(torch.float64)
+        beaten = values > bound
+        if not bool(beaten.all()):
+            return j + int(torch.argmin(beaten.to(torch.int8)))
+        j += m
+        log_v = float(logs[-1])
+        batch *= 2
+    return j
+
 
 # --- growers: where new connections land -------------------------------------------------------------
 
@@ -172,7 +265,43 @@ class GradientGrower:
     ) -> torch.Tensor:
         if grad is None:
             raise ValueError("gradient growth needs the dense gradient")
+        if isinstance(grad, LayerGradient):
+            grad = grad.dense()
         return _smallest(-grad.reshape(-1)[candidates].abs(), candidates, k)
+
+
+def top_gradient_positions(
+    grad: torch.Tensor | LayerGradient, excluded: torch.Tensor, k: int, block: int | None = None
+) -> torch.Tensor:
+    """GradientGrower.select over the positions not in the sorted `excluded`, a block of rows at a time.
+
+    The k positions with the largest |grad|, ties to the lower position, in that order: each
+    block's best k are merged with the best so far by a stable sort in which the earlier (lower)
+    positions come first, so the result is the unblocked one. `grad`: a dense (n_out, n_in) tensor
+    or a LayerGradient (whose blocks are computed when needed); block = rows per block.
+    """
+    if isinstance(grad, LayerGradient):
+        blocks = grad.blocks(block)
+    else:
+        step = grad.shape[0] if block is None else max(1, int(block))
+        blocks = ((r, grad[r : r + step]) for r in range(0, grad.shape[0], step))
+    best_pos = torch.zeros(0, dtype=torch.int64)
+    best_score = torch.zeros(0)
+    if k <= 0:
+        return best_pos
+    for first_row, rows in blocks:
+        base = first_row * rows.shape[1]
+        lo, hi = torch.searchsorted(excluded, torch.tensor([base, base + rows.numel()])).tolist()
+        free = torch.ones(rows.numel(), dtype=torch.bool)
+        free[excluded[lo:hi] - base] = False
+        idx = torch.nonzero(free).squeeze(1)
+        score = -rows.reshape(-1)[idx].abs()
+        top = torch.sort(score, stable=True).indices[:k]
+        pos = torch.cat([best_pos, idx[top] + base])
+        score = torch.cat([best_score.to(score.dtype), score[top]])
+        order = torch.sort(score, stable=True).indices[:k]
+        best_pos, best_score = pos[order], score[order]
+    return best_pos
 
 
 # --- schedules: when to update and by how much ------------------------------------------------------
@@ -350,30 +479,109 @@ def update_layer(
     return removed, added, in_place
 
 
+@torch.no_grad()
+def update_connections(
+    positions: torch.Tensor,
+    values: torch.Tensor,
+    shape: tuple[int, int],
+    algorithm: Algorithm,
+    fraction: float,
+    generator: torch.Generator,
+    grad: torch.Tensor | LayerGradient | None = None,
+    momentum: torch.Tensor | None = None,
+    gradient_block: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int, int, int]:
+    """update_layer on a connection list of a (n_out, n_in) layer: sorted flat positions, their
+    weights and momentum. Nothing of size n_in x n_out is built (RigL's gradient is scored in blocks
+    of `gradient_block` rows). Returns the new positions (sorted), weights and momentum, and the
+    number removed, added and pruned-and-grown-again."""
+    recipe = algorithm.recipe
+    n_out, n_in = shape
+    total = n_out * n_in
+    keep_conn, extra = algorithm.pruner.keep_connections(values, positions, total, fraction, generator)
+    kept = torch.sort(torch.cat([positions[keep_conn], extra])).values
+    n_grow = positions.numel() - kept.numel()
+    if recipe.regrow_positions == "any-not-kept":
+        excluded = kept
+    else:  # empty-before-update: a layer too full to regrow elsewhere keeps some of what it pruned
+        excluded = positions
+        n_free = total - positions.numel()
+        if n_grow > n_free:
+            pruned = positions[~keep_conn]
+            kept = torch.sort(torch.cat([kept, pruned[n_free:]])).values
+            n_grow = n_free
+    if algorithm.needs_gradient:
+        if grad is None:
+            raise ValueError("gradient growth needs the dense gradient")
+        grown = top_gradient_positions(grad, excluded, n_grow, gradient_block)
+    else:
+        grown = sample_absent(total, n_grow, excluded, generator)
+    new_pos = torch.sort(torch.cat([kept, grown])).values
+    was_there = isin_sorted(positions, new_pos)
+    removed = positions.numel() - int(was_there.sum())
+    added = new_pos.numel() - int(was_there.sum())
+    in_place = int(isin_sorted(positions, grown).sum())
+    # A RigL connection dropped and grown back keeps its weight and momentum (see update_layer).
+    if isinstance(algorithm.pruner, RigLPruner):
+        fresh_at = new_pos[~was_there]
+    else:
+        fresh_at = grown
+    fresh = torch.zeros(new_pos.numel(), dtype=torch.bool)
+    fresh[torch.searchsorted(new_pos, fresh_at)] = True
+    old_index = torch.searchsorted(positions, new_pos).clamp_(max=max(0, positions.numel() - 1))
+    carried = was_there & ~fresh
+    new_values = torch.zeros(new_pos.numel(), dtype=values.dtype)
+    new_values[carried] = values[old_index[carried]]
+    fresh_index = torch.searchsorted(new_pos, fresh_at)
+    new_values[fresh_index] = draw_weights(
+        recipe.regrow_init, fresh_at.numel(), n_in, n_out, new_pos.numel(), generator
+    ).to(values.dtype)
+    new_momentum = None
+    if momentum is not None:
+        new_momentum = torch.zeros(new_pos.numel(), dtype=momentum.dtype)
+        new_momentum[carried] = momentum[old_index[carried]]
+    return new_pos, new_values, new_momentum, removed, added, in_place
+
+
 def update_topology(
     model: SparseMLP,
     optimizer: torch.optim.Optimizer,
     algorithm: Algorithm,
     fraction: float,
     generator: torch.Generator,
-    grads: list[torch.Tensor | None] | None = None,
+    grads: list | None = None,
 ) -> list[LayerChange]:
     changes = []
-    for k, mask in enumerate(model.masks):
-        if mask is None:
+    for k in range(len(model.linears)):
+        if not model.is_sparse(k):
             continue
-        weight = model.dense_weight(k)  # masked backend: the weight itself, updated in place
-        momentum = model.momentum_dense(k, optimizer)
-        removed, added, in_place = update_layer(
-            weight,
-            mask,
+        grad = None if grads is None else grads[k]
+        if model.fits_dense(k):
+            weight = model.dense_weight(k)  # masked backend: the weight itself, updated in place
+            mask = model.dense_mask(k)
+            momentum = model.momentum_dense(k, optimizer)
+            if isinstance(grad, LayerGradient):
+                grad = grad.dense()
+            removed, added, in_place = update_layer(
+                weight, mask, algorithm, fraction, generator, grad=grad, momentum=momentum
+            )
+            model.set_layer(k, weight, optimizer, momentum, mask)
+            changes.append(LayerChange(k, len(removed), len(added), in_place))
+            continue
+        positions, values, momentum = model.connections(k, optimizer)
+        n_in = model.linears[k].in_features
+        new_pos, new_values, new_momentum, removed, added, in_place = update_connections(
+            positions,
+            values,
+            (model.linears[k].out_features, n_in),
             algorithm,
             fraction,
             generator,
-            grad=None if grads is None else grads[k],
+            grad=grad,
             momentum=momentum,
+            gradient_block=max(1, GRADIENT_BLOCK_ELEMENTS // max(1, n_in)),
         )
-        model.set_layer(k, weight, optimizer, momentum)
-        changes.append(LayerChange(k, len(removed), len(added), in_place))
+        model.set_connections(k, new_pos, new_values, optimizer, new_momentum)
+        changes.append(LayerChange(k, removed, added, in_place))
     model.masks_changed()
     return changes

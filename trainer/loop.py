@@ -23,14 +23,15 @@ import torch.nn.functional as F
 
 from sparsetopo.graphstore.model import RunInfo, Snapshot
 
+from . import sparse as topology
 from .algorithms import METHODS, make_algorithm, update_topology
 from .data import Dataset
 from .errors import ConfigError
 from .losses import loss_function
-from .model import BACKENDS, SparseMLP, to_snapshot
+from .model import BACKENDS, SparseMLP, Topology, to_snapshot, topology_nnz, topology_shape
 from .recipes import Recipe
 from .recipes import resolve as resolve_recipe
-from .sparse import INITS, initial_masks
+from .sparse import INITS, initial_topology
 
 Sink = Callable[[Snapshot], None]
 Progress = Callable[[dict], None]
@@ -67,6 +68,9 @@ class TrainConfig:
     eval_batch_size: int = 1000
     threads: int | None = None  # torch CPU threads; results are bit-identical only for the same count
     backend: str = "auto"  # masked, sparse, or auto (see choose_backend)
+    # Layers with more positions are drawn and updated on connection lists (trainer/sparse.py);
+    # None: DENSE_LIMIT. It decides topologies, so the Run records the value used.
+    dense_limit: int | None = None
 
     def resolved(self) -> Recipe:
         overrides = dict(self.rules)
@@ -94,6 +98,8 @@ class TrainConfig:
             raise ConfigError(f"threads must be at least 1; got {self.threads}")
         if self.epsilon <= 0:
             raise ConfigError(f"epsilon must be positive; got {self.epsilon}")
+        if self.dense_limit is not None and self.dense_limit < 0:
+            raise ConfigError(f"dense_limit must not be negative; got {self.dense_limit}")
         if self.backend not in ("auto", *BACKENDS):
             raise ConfigError(f"unknown backend '{self.backend}'; choose one of: auto, {', '.join(BACKENDS)}")
         recipe = self.resolved()
@@ -113,25 +119,35 @@ class TrainConfig:
         out.update(recipe.rules())
         out["recipe"] = recipe.name
         out["init"] = self.topology_init()
+        out["dense_limit"] = topology.dense_limit(self.dense_limit)
         return out
 
 
 SPARSE_BACKEND_DENSITY = 0.05
+# What the masked backend holds per position of a sparse layer: weight, gradient and momentum
+# (float32), the bool mask and its float copy: 4 + 4 + 4 + 1 + 4 bytes.
+MASKED_BYTES_PER_POSITION = 17
+MASKED_MEMORY_BUDGET = 4 * 2**30
 
 
-def choose_backend(backend: str, masks: list[torch.Tensor | None]) -> str:
-    """`auto`: the sparse backend when the masked layers together hold at most 5 % of their positions.
+def choose_backend(backend: str, masks: list[Topology]) -> str:
+    """`auto`: the sparse backend when the sparse layers together hold at most 5 % of their
+    positions, or when the masked backend's dense copies of them would exceed MASKED_MEMORY_BUDGET
+    (4 GiB at 17 bytes a position: about 250 million positions); else masked.
 
-    Measured per training step (benchmarks/sparse_ops_bench.py, batch 100, 1 thread): 784-784x3-10
-    at 0.6 %: 1.6 ms sparse against 15.5 ms masked; 784-1000x3-10 at epsilon 20 (4 %): 4.9 against 25.9.
+    Measured per MNIST epoch (benchmarks/sparse_train_bench.py, docs/trainer.md): 784-784x3-10 at
+    0.6 % and 784-1000x3-10 at epsilon 20 (4 %) are several times faster on the sparse backend.
     """
     if backend != "auto":
         return backend
     sparse = [m for m in masks if m is not None]
     if not sparse:
         return "masked"
-    density = sum(int(m.sum()) for m in sparse) / sum(m.numel() for m in sparse)
-    return "sparse" if density <= SPARSE_BACKEND_DENSITY else "masked"
+    positions = sum(a * b for a, b in (topology_shape(m) for m in sparse))
+    density = sum(topology_nnz(m) for m in sparse) / positions
+    if density <= SPARSE_BACKEND_DENSITY or positions * MASKED_BYTES_PER_POSITION > MASKED_MEMORY_BUDGET:
+        return "sparse"
+    return "masked"
 
 
 def architecture(config: TrainConfig, dataset: Dataset) -> list[int]:
@@ -182,9 +198,9 @@ def _check_masks(masks: list, sizes: list[int]) -> None:
     if len(masks) != len(sizes) - 1:
         raise ConfigError(f"{len(masks)} initial masks given for {len(sizes) - 1} layers")
     for k, m in enumerate(masks):
-        if m is not None and tuple(m.shape) != (sizes[k + 1], sizes[k]):
+        if m is not None and topology_shape(m) != (sizes[k + 1], sizes[k]):
             raise ConfigError(
-                f"initial mask {k} has shape {tuple(m.shape)}; the layer needs {(sizes[k + 1], sizes[k])}"
+                f"initial mask {k} has shape {topology_shape(m)}; the layer needs {(sizes[k + 1], sizes[k])}"
             )
 
 
@@ -217,12 +233,12 @@ def train(
     sink: Sink,
     run_id: str,
     progress: Progress | None = None,
-    masks: list[torch.Tensor | None] | None = None,
+    masks: list[Topology] | None = None,
 ) -> TrainResult:
     """Train one network and hand every snapshot to `sink`; bit-reproducible on CPU for a seed.
 
-    `masks` (bool, shape (n_out, n_in) per layer, None = dense) replaces the initial
-    topology the config would draw, e.g. for the paper's Figure 4 protocol.
+    `masks` (per layer a bool (n_out, n_in) mask or a SparseStructure, None = dense) replaces the
+    initial topology the config would draw, e.g. for the paper's Figure 4 protocol.
     """
     config.validate()
     recipe = config.resolved()
@@ -249,7 +265,7 @@ def train(
 
     sizes = architecture(config, dataset)
     if masks is None:
-        masks = initial_masks(
+        masks = initial_topology(
             sizes,
             config.topology_init(),
             config.epsilon,
@@ -257,6 +273,7 @@ def train(
             config.density,
             recipe.sparse_output,
             recipe.er_sampling,
+            config.dense_limit,
         )
     else:
         _check_masks(masks, sizes)
@@ -269,6 +286,7 @@ def train(
         weight_init=recipe.weight_init,
         mask_initial_weights=not recipe.first_batch_dense,
         backend=backend,
+        dense_limit=config.dense_limit,
     )
     algorithm = make_algorithm(config.method, config.zeta, total_batches, config.delta_t, config.rigl_end, recipe)
     optimizer = make_optimizer(model, recipe)

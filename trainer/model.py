@@ -13,11 +13,20 @@ A connection is a mask entry (or any entry of a layer without a mask), whatever 
 a connection grown at weight 0 is in every snapshot.
 
 Backends (the same algorithm either way; they differ only in float rounding):
-- masked: every layer is a dense torch Linear; a sparse layer's weight is multiplied by its mask.
+- masked: every layer is a dense torch Linear; a sparse layer's weight is multiplied by its mask
+  (`masks[k]`, a bool (n_out, n_in) tensor).
 - sparse: a sparse layer holds its weights only at its connections (`values`, aligned with the
-  sorted positions of its SparseStructure) and multiplies with CSR kernels (trainer/sparse_ops.py),
-  so a step costs what the connections cost. Topology updates still see the dense weight of the
-  layer (built for the update, once per update), so layers must fit in memory densely.
+  sorted positions of its SparseStructure, `masks[k]` on this backend) and multiplies with CSR
+  kernels (trainer/sparse_ops.py), so a step costs what the connections cost. No sparse layer
+  larger than the dense limit (trainer/sparse.py DENSE_LIMIT) is ever held densely: its initial
+  weights are drawn at the connections only, topology updates work on its connection list
+  (trainer/algorithms.py update_connections), RigL's gradient is scored in row blocks and
+  snapshots come straight from the CSR structure. Smaller layers keep the dense draws and
+  updates (a dense copy exists only during an update), so both backends stay identical there.
+Whatever the backend, a sparse layer above the dense limit is built without torch's Linear
+initialisation (which would draw n_in x n_out numbers from the global generator), draws its
+initial weights at its connections only and, under `first_batch_dense`, still masks its first
+batch (the dense initial matrix is what cannot be held).
 """
 
 from __future__ import annotations
@@ -32,7 +41,8 @@ from torch import nn
 
 from sparsetopo.graphstore.model import Snapshot
 
-from .sparse_ops import SparseStructure, dense_gradient, sparse_linear
+from . import sparse as topology
+from .sparse_ops import LayerGradient, SparseStructure, dense_gradient, sparse_linear
 
 BACKENDS = ("masked", "sparse")
 
@@ -40,17 +50,28 @@ BACKENDS = ("masked", "sparse")
 WEIGHT_INITS = ("glorot-uniform", "randn/10", "he-uniform-sparse")
 
 
-def init_bound(mask: torch.Tensor | None, n_in: int, n_out: int) -> float:
-    """he-uniform-sparse's bound."""
-    connections = n_in * n_out if mask is None else int(mask.sum())
+def init_bound(mask: torch.Tensor | int | None, n_in: int, n_out: int) -> float:
+    """he-uniform-sparse's bound; `mask` is the layer's mask or its number of connections."""
+    if mask is None:
+        connections = n_in * n_out
+    elif isinstance(mask, int):
+        connections = mask
+    else:
+        connections = int(mask.sum())
     fan_in = max(1.0, connections / n_out)
     return math.sqrt(6.0 / fan_in)
 
 
 def draw_weights(
-    kind: str, count: int, n_in: int, n_out: int, mask: torch.Tensor | None, generator: torch.Generator | None
+    kind: str,
+    count: int,
+    n_in: int,
+    n_out: int,
+    mask: torch.Tensor | int | None,
+    generator: torch.Generator | None,
 ) -> torch.Tensor:
-    """`count` fresh weights of a (n_out, n_in) layer under the initialisation `kind`."""
+    """`count` fresh weights of a (n_out, n_in) layer under the initialisation `kind` (`mask`: the
+    layer's mask or connection count, for he-uniform-sparse)."""
     if kind == "zero":
         return torch.zeros(count)
     if kind == "randn/10":
@@ -66,57 +87,116 @@ def draw_weights(
     raise ValueError(f"unknown weight initialisation '{kind}'")
 
 
+def dropout_row_major(x: torch.Tensor, p: float) -> torch.Tensor:
+    """F.dropout's result, bit for bit, on a tensor in any layout, keeping that layout.
+
+    F.dropout draws its Bernoulli mask in the memory order of its input, so on the sparse kernels'
+    column-major activations it would drop other units than the masked backend does for the same
+    seed; a row-major copy instead makes the next sparse layer copy it back. Here the mask is drawn
+    row-major (F.dropout's draws: bernoulli_(1 - p), divided by 1 - p) and multiplied into x as it is.
+    """
+    if p >= 1:
+        return x * 0
+    noise = torch.empty(x.shape, dtype=x.dtype).bernoulli_(1 - p)
+    noise.div_(1 - p)
+    return x * noise
+
+
+Topology = torch.Tensor | SparseStructure | None  # a bool (n_out, n_in) mask, connections, or dense
+
+
+def topology_nnz(t: Topology) -> int:
+    return t.nnz if isinstance(t, SparseStructure) else int(t.sum())
+
+
+def topology_shape(t: Topology) -> tuple[int, int]:
+    return t.shape if isinstance(t, SparseStructure) else tuple(t.shape)
+
+
 class SparseMLP(nn.Module):
     def __init__(
         self,
         sizes: list[int],
-        masks: list[torch.Tensor | None],
+        masks: list[Topology],
         dropout: float = 0.0,
         generator: torch.Generator | None = None,
         weight_init: str = "he-uniform-sparse",
         mask_initial_weights: bool = True,
         backend: str = "masked",
+        dense_limit: int | None = None,
     ):
         super().__init__()
         if len(masks) != len(sizes) - 1:
             raise ValueError("one mask (or None) per layer")
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend '{backend}'; choose one of: {', '.join(BACKENDS)}")
         self.sizes = list(sizes)
-        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.masks: list[torch.Tensor | None] = []
-        for k, (lin, mask) in enumerate(zip(self.linears, masks)):
-            if mask is not None:
-                mask = mask.to(torch.bool).clone()
-                if mask.shape != lin.weight.shape:
-                    raise ValueError(f"mask {k} has shape {tuple(mask.shape)}, layer {tuple(lin.weight.shape)}")
-                self.register_buffer(f"mask_{k}", mask)
-            self.masks.append(mask)
-        with torch.no_grad():
-            for lin, mask in zip(self.linears, self.masks):
-                n = lin.weight.numel()
-                w = draw_weights(weight_init, n, lin.in_features, lin.out_features, mask, generator)
-                lin.weight.copy_(w.view_as(lin.weight))
-                lin.bias.zero_()
         self.backend = backend
+        self.dense_limit = topology.dense_limit(dense_limit)
+        shapes = list(zip(sizes[1:], sizes[:-1]))  # (n_out, n_in)
+        for k, (t, shape) in enumerate(zip(masks, shapes)):
+            if t is not None and topology_shape(t) != shape:
+                raise ValueError(f"mask {k} has shape {topology_shape(t)}, layer {shape}")
+        # A sparse layer above the dense limit: no dense weight is drawn, so torch's initialisation is
+        # skipped (on the meta device), on both backends alike.
+        self.big = [
+            t is not None and not topology.fits_dense(*shape, self.dense_limit) for t, shape in zip(masks, shapes)
+        ]
+        linears = []
+        for (n_out, n_in), big in zip(shapes, self.big):
+            if big:
+                lin = nn.Linear(n_in, n_out, device="meta")
+                lin.bias = nn.Parameter(torch.zeros(n_out))
+                if backend == "masked":
+                    lin.weight = nn.Parameter(torch.zeros(n_out, n_in))
+            else:
+                lin = nn.Linear(n_in, n_out)
+            linears.append(lin)
+        self.linears = nn.ModuleList(linears)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.masks: list[Topology] = []
         self.structures: dict[int, SparseStructure] = {}
         self.values = nn.ParameterDict()
         self._dense_first: dict[int, torch.Tensor] = {}  # off-mask initial weights for a dense first batch
         self._capture: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None
-        self.masks_changed()
-        if backend == "sparse":
-            for k, (lin, mask) in enumerate(zip(self.linears, self.masks)):
-                if mask is None:
+        with torch.no_grad():
+            for k, (lin, t, big) in enumerate(zip(self.linears, masks, self.big)):
+                n_out, n_in = shapes[k]
+                lin.bias.zero_()
+                if t is None:
+                    lin.weight.copy_(
+                        draw_weights(weight_init, n_out * n_in, n_in, n_out, None, generator).view(n_out, n_in)
+                    )
+                    self.masks.append(None)
                     continue
-                structure = SparseStructure.from_mask(mask)
-                w = lin.weight.detach()
-                self.structures[k] = structure
-                self.values[str(k)] = nn.Parameter(structure.values_from_dense(w))
-                if not mask_initial_weights:
-                    self._dense_first[k] = (w * ~mask).clone()
-                del lin.weight  # the values are the weights now; no dense copy to keep in step
-                lin.register_parameter("weight", None)
-        elif backend != "masked":
-            raise ValueError(f"unknown backend '{backend}'; choose one of: {', '.join(BACKENDS)}")
+                if backend == "sparse":
+                    structure = t if isinstance(t, SparseStructure) else SparseStructure.from_mask(t.to(torch.bool))
+                    if big:
+                        values = draw_weights(weight_init, structure.nnz, n_in, n_out, structure.nnz, generator)
+                    else:
+                        w = draw_weights(weight_init, n_out * n_in, n_in, n_out, structure.nnz, generator)
+                        values = w[structure.positions].clone()
+                        if not mask_initial_weights:
+                            keep = structure.mask().view(-1)
+                            self._dense_first[k] = (w * ~keep).view(n_out, n_in)
+                        del lin.weight  # the values are the weights now; no dense copy to keep in step
+                    lin.register_parameter("weight", None)
+                    self.structures[k] = structure
+                    self.values[str(k)] = nn.Parameter(values)
+                    self.masks.append(structure)
+                    continue
+                mask = t.mask() if isinstance(t, SparseStructure) else t.to(torch.bool).clone()
+                self.register_buffer(f"mask_{k}", mask)
+                self.masks.append(mask)
+                if big:
+                    positions = torch.nonzero(mask.view(-1)).squeeze(1)
+                    fresh = draw_weights(weight_init, positions.numel(), n_in, n_out, positions.numel(), generator)
+                    lin.weight.view(-1)[positions] = fresh
+                else:
+                    lin.weight.copy_(
+                        draw_weights(weight_init, n_out * n_in, n_in, n_out, mask, generator).view(n_out, n_in)
+                    )
+        self.masks_changed()
         if mask_initial_weights:
             self.apply_masks()
 
@@ -129,12 +209,24 @@ class SparseMLP(nn.Module):
     def weight_params(self) -> list[nn.Parameter]:
         return [self.weight_param(k) for k in range(len(self.linears))]
 
+    def is_sparse(self, k: int) -> bool:
+        return self.masks[k] is not None
+
+    def fits_dense(self, k: int) -> bool:
+        """Whether layer k's updates follow the dense draws (its positions are at most the dense limit)."""
+        return not self.big[k]
+
     @torch.no_grad()
     def dense_weight(self, k: int) -> torch.Tensor:
         """Layer k's (n_out, n_in) weight; on the sparse backend a fresh dense tensor."""
         if k in self.structures:
             return self.structures[k].to_dense(self.values[str(k)])
         return self.linears[k].weight.detach()
+
+    def dense_mask(self, k: int) -> torch.Tensor:
+        """Layer k's bool (n_out, n_in) mask: the mask itself on the masked backend, a fresh one on the sparse."""
+        m = self.masks[k]
+        return m.mask() if isinstance(m, SparseStructure) else m
 
     @torch.no_grad()
     def set_layer(
@@ -143,20 +235,66 @@ class SparseMLP(nn.Module):
         weight: torch.Tensor,
         optimizer: torch.optim.Optimizer | None = None,
         momentum: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
     ) -> None:
-        """After a topology update of layer k (masks[k] changed): rebuild its structure and values."""
+        """After a dense topology update of layer k: rebuild its structure and values from the dense
+        weight, momentum and mask (None: the mask dense_mask gave, updated in place)."""
         if k not in self.structures:
             return
-        structure = SparseStructure.from_mask(self.masks[k])
+        if mask is None:
+            raise ValueError("the sparse backend needs the updated mask")
+        structure = SparseStructure.from_mask(mask)
+        self._set_structure(k, structure, structure.values_from_dense(weight), optimizer, momentum, dense=True)
+
+    def _set_structure(self, k, structure, values, optimizer, momentum, dense: bool) -> None:
         self.structures[k] = structure
+        self.masks[k] = structure
         param = self.values[str(k)]
-        new = structure.values_from_dense(weight)
-        if new.numel() == param.numel():
-            param.copy_(new)
+        if values.numel() == param.numel():
+            param.copy_(values)
         else:
-            param.data = new
+            param.data = values
         if optimizer is not None and momentum is not None and param in optimizer.state:
-            optimizer.state[param]["momentum_buffer"] = structure.values_from_dense(momentum)
+            buf = structure.values_from_dense(momentum) if dense else momentum
+            optimizer.state[param]["momentum_buffer"] = buf
+
+    @torch.no_grad()
+    def connections(
+        self, k: int, optimizer: torch.optim.Optimizer | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Layer k as a connection list: sorted flat positions (out * n_in + in), their weights and
+        their momentum (None without optimizer state)."""
+        buf = None if optimizer is None else optimizer.state.get(self.weight_param(k), {}).get("momentum_buffer")
+        if k in self.structures:
+            return self.structures[k].positions, self.values[str(k)].detach(), buf
+        positions = torch.nonzero(self.masks[k].view(-1)).squeeze(1)
+        weight = self.linears[k].weight.detach().view(-1)
+        return positions, weight[positions], None if buf is None else buf.view(-1)[positions]
+
+    @torch.no_grad()
+    def set_connections(
+        self,
+        k: int,
+        positions: torch.Tensor,
+        values: torch.Tensor,
+        optimizer: torch.optim.Optimizer | None = None,
+        momentum: torch.Tensor | None = None,
+    ) -> None:
+        """Replace layer k's connections (sorted positions), their weights and momentum."""
+        if k in self.structures:
+            n_out, n_in = self.structures[k].shape
+            self._set_structure(k, SparseStructure(n_out, n_in, positions), values, optimizer, momentum, dense=False)
+            return
+        mask, weight = self.masks[k].view(-1), self.linears[k].weight.detach().view(-1)
+        mask.zero_()
+        mask[positions] = True
+        weight.zero_()
+        weight[positions] = values
+        buf = None if optimizer is None else optimizer.state.get(self.linears[k].weight, {}).get("momentum_buffer")
+        if buf is not None and momentum is not None:
+            flat = buf.view(-1)
+            flat.zero_()
+            flat[positions] = momentum
 
     def momentum_dense(self, k: int, optimizer: torch.optim.Optimizer) -> torch.Tensor | None:
         """Layer k's momentum as a dense (n_out, n_in) tensor (a view on the masked backend)."""
@@ -169,13 +307,16 @@ class SparseMLP(nn.Module):
         """Keep the next forward pass's layer inputs and outputs, so dense_gradients() can follow."""
         self._capture = {}
 
-    def dense_gradients(self) -> list[torch.Tensor]:
-        """Each layer's full (n_out, n_in) weight gradient of the last backward pass (RigL's growth score)."""
+    def dense_gradients(self) -> list[torch.Tensor | LayerGradient]:
+        """Each layer's full (n_out, n_in) weight gradient of the last backward pass (RigL's growth
+        score); for a sparse-backend layer above the dense limit a LayerGradient that computes it in
+        row blocks when asked."""
         out = []
         for k, lin in enumerate(self.linears):
             if k in self.structures:
                 x, y = self._capture[k]
-                out.append(next(dense_gradient(x, y.grad))[1].clone())
+                grad = LayerGradient(x, y.grad)
+                out.append(grad if self.big[k] else next(dense_gradient(x, y.grad))[1])
             else:
                 out.append(lin.weight.grad.detach().clone())
         self._capture = None
@@ -183,7 +324,7 @@ class SparseMLP(nn.Module):
 
     def masks_changed(self) -> None:
         """Refresh the float copies of the masks (multiplying is cheaper than masked_fill with ~mask)."""
-        self._keep = [None if m is None else m.to(torch.float32) for m in self.masks]
+        self._keep = [m.to(torch.float32) if isinstance(m, torch.Tensor) else None for m in self.masks]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         last = len(self.linears) - 1
@@ -202,10 +343,9 @@ class SparseMLP(nn.Module):
                 self._capture[k] = (x_in.detach(), x)
             if k < last:
                 if structure is not None and self.training and isinstance(self.dropout, nn.Dropout):
-                    # dropout draws its mask in memory order: the sparse kernels' transposed layout
-                    # would drop other units than the masked backend does for the same seed
-                    x = x.contiguous()
-                x = self.dropout(torch.relu(x))
+                    x = dropout_row_major(torch.relu(x), self.dropout.p)
+                else:
+                    x = self.dropout(torch.relu(x))
         return x
 
     @torch.no_grad()
@@ -223,7 +363,7 @@ class SparseMLP(nn.Module):
 
     def n_connections(self) -> list[int]:
         return [
-            lin.in_features * lin.out_features if m is None else int(m.sum())
+            lin.in_features * lin.out_features if m is None else topology_nnz(m)
             for lin, m in zip(self.linears, self.masks)
         ]
 
@@ -248,11 +388,11 @@ def to_snapshot(model: SparseMLP, run_id: str, step: int, epoch: int | None, met
     layers, biases = [], []
     for k, (lin, mask) in enumerate(zip(model.linears, model.masks)):
         structure = model.structures.get(k)
-        if structure is not None:  # straight from the connections: rows = inputs, columns = outputs
-            values = model.values[str(k)].detach().numpy().astype(np.float32)
+        if structure is not None:  # rows = inputs: the structure's CSR of W^T, as it is
+            values = model.values[str(k)].detach().index_select(0, structure.perm)
             layers.append(
                 sp.csr_matrix(
-                    (values, (structure.cols.numpy(), structure.rows.numpy())),
+                    (values.numpy().astype(np.float32, copy=False), structure.t_col.numpy(), structure.t_crow.numpy()),
                     shape=(lin.in_features, lin.out_features),
                 )
             )

@@ -15,7 +15,9 @@ batch 100; see benchmarks/sparse_ops_bench.py):
   ~70x slower at 40,000 (it materialises batch x connections products);
 - dense operands in row-major (n, batch) layout, see _SparseLinear.forward.
 `dense_gradient` gives the full weight gradient (RigL's growth criterion) in row blocks so a
-layer whose dense form does not fit in memory can still be scored.
+layer whose dense form does not fit in memory can still be scored; its numbers do not depend on
+the block size (each is computed in the same fixed chunk of rows), so a top-k over blocks picks
+what a top-k over the whole matrix picks.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collections.abc import Iterator
 
 import torch
 
-__all__ = ["SparseStructure", "sparse_linear", "dense_gradient"]
+__all__ = ["SparseStructure", "sparse_linear", "dense_gradient", "gradient_chunk_rows", "LayerGradient"]
 
 # torch warns once per process that CSR support is "beta"; the few ops used here are checked
 # against dense references in tests/test_sparse_ops.py, so the warning would only be noise.
@@ -202,6 +204,17 @@ def sparse_linear(
     return y.reshape(*lead, structure.n_out)
 
 
+# A matrix product's rounding depends on its shape, so the gradient is always computed in chunks
+# of the same rows whatever block a caller asks for; a chunk holds at most this many entries.
+GRADIENT_CHUNK_ELEMENTS = 2**20
+GRADIENT_CHUNK_MAX_ROWS = 256
+
+
+def gradient_chunk_rows(n_in: int) -> int:
+    """Rows of one product of dense_gradient for a layer of n_in inputs (fixed per layer shape)."""
+    return max(1, min(GRADIENT_CHUNK_MAX_ROWS, GRADIENT_CHUNK_ELEMENTS // max(1, n_in)))
+
+
 @torch.no_grad()
 def dense_gradient(
     x: torch.Tensor, grad_y: torch.Tensor, block: int | None = None
@@ -209,17 +222,38 @@ def dense_gradient(
     """The full weight gradient grad_y^T @ x, (n_out, n_in), summed over the batch.
 
     Yields (first_row, rows) with rows = gradient rows first_row .. first_row + len(rows) - 1,
-    at most `block` rows each (block=None: one block with all rows), so a caller can score growth
-    candidates of a layer whose dense gradient does not fit in memory.
+    at most `block` rows each, rounded up to a whole number of chunks (block=None: one block with
+    all rows), so a caller can score growth candidates of a layer whose dense gradient does not
+    fit in memory. The numbers are the same whatever the block.
     """
     x2 = x.reshape(-1, x.shape[-1])
     g2 = grad_y.reshape(-1, grad_y.shape[-1])
     if x2.shape[0] != g2.shape[0]:
         raise ValueError(f"x has {x2.shape[0]} samples, grad_y {g2.shape[0]}")
     n_out = g2.shape[1]
-    step = n_out if block is None else int(block)
-    if step <= 0 and n_out > 0:
+    if block is not None and int(block) <= 0 and n_out > 0:
         raise ValueError(f"block must be positive, got {block}")
+    chunk = gradient_chunk_rows(x2.shape[1])
+    step = n_out if block is None else int(block)
+    step = max(chunk, -(-step // chunk) * chunk)
     gt = g2.t()
-    for start in range(0, n_out, max(step, 1)):
-        yield start, gt[start : start + step] @ x2
+    for start in range(0, n_out, step):
+        stop = min(n_out, start + step)
+        parts = [gt[c : min(stop, c + chunk)] @ x2 for c in range(start, stop, chunk)]
+        yield start, parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+class LayerGradient:
+    """A layer's dense weight gradient, kept as its input and output gradient until scored in blocks."""
+
+    def __init__(self, x: torch.Tensor, grad_y: torch.Tensor):
+        self.x = x.detach()
+        self.grad_y = grad_y.detach()
+        self.shape = (self.grad_y.shape[-1], self.x.shape[-1])  # (n_out, n_in)
+
+    def blocks(self, block: int | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+        return dense_gradient(self.x, self.grad_y, block)
+
+    def dense(self) -> torch.Tensor:
+        """All of it (the same numbers as the blocks): for layers that fit in memory."""
+        return next(self.blocks())[1]
