@@ -36,10 +36,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-PARTS = {
+PARTS: dict[str, dict[str, Any]] = {
     "a": dict(
         dataset="mnist",
         hidden=(784, 784, 784),
@@ -99,7 +100,7 @@ def child(spec: dict) -> dict:
         backend=spec["backend"],
         dropout=spec.get("dropout"),
     )
-    marks = {"handed": [], "last_batch": {}, "batches": {}}
+    marks: dict[str, Any] = {"handed": [], "last_batch": {}, "batches": {}}
 
     def progress(event):
         if event["kind"] == "batch":
@@ -137,7 +138,7 @@ def child(spec: dict) -> dict:
         return handed
 
     started = time.perf_counter()
-    out = {}
+    out: dict[str, Any] = {}
     if part.get("store"):
         from benchmarks._server import benchmark_store
         from sparsetopo.graphstore.background import recording
@@ -175,7 +176,7 @@ def child(spec: dict) -> dict:
     out.update(
         part=spec["part"],
         backend=spec["backend"],
-        model_backend=result.model.backend,
+        model_backend=result.model.backend if result.model is not None else None,
         threads=spec["threads"] or torch.get_num_threads(),
         architecture=marks["architecture"],
         synapses=marks["synapses"],

@@ -71,7 +71,8 @@ def train(
         Backend.auto,
         "--backend",
         help="masked (dense matrices times masks), sparse (weights only "
-        "at the connections) or auto (sparse when the sparse layers are at most 5 % full).",
+        "at the connections) or auto (sparse when the sparse layers are at most 5 % full or would need more "
+        "than 4 GiB as masked matrices).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     as_json: bool = json_option('{"run_id", "dataset_source", "seconds", "stored", "steps": [...]}'),
