@@ -1,45 +1,28 @@
-"""NNSTD for many pairs of networks on all cores.
+"""NNSTD for many pairs of networks, on this machine's cores or on a cluster.
 
-Each worker receives the connection masks of every network once (at start-up)
-and then only pair indices, so the per-pair cost is the computation itself.
-Workers come from a fork server: forking the main process while a progress bar
-thread runs is avoided, and numpy/scipy (and the compiled assignment solver of
-analysis.lsap) are loaded once, in the server.
+The pairs are computed by an executor (analysis.executors): the local process pool by default,
+or Ray (sparsetopo.ray_executor). Networks are checked here, once, before any work is sent out.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numpy as np
 
-from .nnstd import METHODS, Network, NNSTDError, NNSTDResult, check_comparable, masks_of, nnstd_masks
+from .executors import Executor, PairsFailed, current, default_workers
+from .nnstd import METHODS, Network, NNSTDError, NNSTDResult, check_comparable, masks_of
 
-_MASKS: list = []
-_METHOD = "exact"
-
-
-def _init(masks: list, method: str) -> None:
-    global _MASKS, _METHOD
-    _MASKS, _METHOD = masks, method
+__all__ = ["NNSTDTaskError", "default_workers", "matrix_pairs", "nnstd_matrix", "nnstd_pairs"]
 
 
-def _work(pairs: list[tuple[int, int]]) -> list[tuple[int, int, float, list[float]]]:
-    out = []
-    for i, j in pairs:
-        r = nnstd_masks(_MASKS[i], _MASKS[j], _METHOD)
-        out.append((i, j, r.distance, r.layers))
-    return out
+class NNSTDTaskError(RuntimeError):
+    """A pair (or a chunk of pairs) whose computation failed on a worker; says which and where.
+    `details` holds the worker's traceback when there is one."""
 
-
-def default_workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    def __init__(self, message: str, details: str = ""):
+        super().__init__(message + (f"\n\nOn the worker:\n{details}" if details else ""))
+        self.details = details
 
 
 def nnstd_pairs(
@@ -49,10 +32,12 @@ def nnstd_pairs(
     workers: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     names: Sequence[str] | None = None,
+    executor: Executor | None = None,
 ) -> list[NNSTDResult]:
     """NNSTD(networks[i], networks[j]) for each (i, j) in `pairs`, in that order.
 
-    on_progress(done, total) is called in this process as pairs finish.
+    on_progress(done, total) is called in this process as pairs finish. `executor` (default: the
+    one `analysis.executors.using` installed, else this machine's process pool) computes them.
     """
     if method not in METHODS:
         raise NNSTDError(f"unknown NNSTD method '{method}'; use one of {', '.join(METHODS)}")
@@ -63,29 +48,18 @@ def nnstd_pairs(
             check_comparable(masks[i], masks[j])
         except NNSTDError as exc:
             raise NNSTDError(f"{names[i]} and {names[j]}: {exc}") from None
-    total = len(pairs)
-    results: dict[tuple[int, int], NNSTDResult] = {}
-    workers = max(1, min(workers or default_workers(), total))
-    if workers == 1 or total < 4:
-        for done, (i, j) in enumerate(pairs, 1):
-            results[(i, j)] = nnstd_masks(masks[i], masks[j], method)
-            if on_progress:
-                on_progress(done, total)
-    else:
-        # small chunks keep both cores busy to the end and the progress bar moving
-        size = max(1, total // (workers * 12))
-        chunks = [list(pairs[k : k + size]) for k in range(0, total, size)]
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["sparsetopo.analysis.nnstd", "sparsetopo.analysis._lsap_preload"])
-        done = 0
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(masks, method)) as pool:
-            futures = [pool.submit(_work, chunk) for chunk in chunks]
-            for fut in as_completed(futures):
-                for i, j, distance, layers in fut.result():
-                    results[(i, j)] = NNSTDResult(distance, layers, method)
-                    done += 1
-                if on_progress:
-                    on_progress(done, total)
+    if not pairs:
+        return []
+    executor = executor or current()
+    try:
+        values = executor.map_pairs(masks, pairs, method, workers, on_progress or (lambda _done, _total: None))
+    except PairsFailed as exc:
+        i, j = exc.pairs[0]
+        what = f"NNSTD({names[i]}, {names[j]})"
+        if len(exc.pairs) > 1:
+            what = f"a task of {len(exc.pairs)} NNSTD pairs, from {what},"
+        raise NNSTDTaskError(f"{what} failed in {exc.where}: {exc.error}", exc.details) from None
+    results = {(i, j): NNSTDResult(distance, layers, method) for i, j, distance, layers in values}
     return [results[(i, j)] for i, j in pairs]
 
 
@@ -100,6 +74,7 @@ def nnstd_matrix(
     workers: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     names: Sequence[str] | None = None,
+    executor: Executor | None = None,
 ) -> dict:
     """All-pairs NNSTD: {"distance": (n, n) array, "layers": (n, n, L) array}, symmetric, zero diagonal.
 
@@ -108,7 +83,7 @@ def nnstd_matrix(
     """
     n = len(networks)
     pairs = matrix_pairs(n)
-    results = nnstd_pairs(networks, pairs, method, workers, on_progress, names)
+    results = nnstd_pairs(networks, pairs, method, workers, on_progress, names, executor)
     n_layers = len(networks[0]) if n else 0
     distance = np.zeros((n, n))
     layers = np.zeros((n, n, n_layers))

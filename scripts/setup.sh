@@ -2,8 +2,9 @@
 # Set up everything sparsetopo needs on a fresh machine; safe to run again.
 #   - a virtual environment in .venv with the project and its Python packages
 #   - the Neo4j 5.26 server, gathered from Maven Central with Maven (Java 17)
-# With --test: also what the test suite needs beyond that (see scripts/setup-test-extras.sh if present)
-# and the developer tools of `make lint` and pre-commit (the `dev` extra: ruff, mypy, pre-commit).
+# With --test: also what the test suite needs beyond that (see scripts/setup-test-extras.sh if present),
+# the developer tools of `make lint` and pre-commit (the `dev` extra: ruff, mypy, pre-commit) and Ray
+# (the `ray` extra: `--executor ray`, whose tests run on a local Ray instance).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +16,7 @@ fi
 echo "==> installing Python packages"
 .venv/bin/python -m pip install -q --upgrade pip
 EXTRAS=test
-if [ "${1:-}" = "--test" ]; then EXTRAS=test,dev; fi
+if [ "${1:-}" = "--test" ]; then EXTRAS=test,dev,ray; fi
 .venv/bin/python -m pip install -q -e ".[$EXTRAS]"
 # The Rust extension speeds up the Neo4j driver; the pure-Python driver works without it.
 .venv/bin/python -m pip install -q 'neo4j-rust-ext>=6,<7' || echo "    (neo4j-rust-ext unavailable; using the pure-Python driver)"

@@ -67,6 +67,13 @@ class Reference(Choice):
     previous = "previous"
 
 
+class Executor(Choice):
+    """Where NNSTD pairs and experiment runs are computed: this machine's processes or a Ray cluster."""
+
+    local = "local"
+    ray = "ray"
+
+
 class Scale(Choice):
     tiny = "tiny"
     small = "small"

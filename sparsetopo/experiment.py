@@ -9,7 +9,8 @@
 
 Every run follows the scale's recipe (default: SET's Keras code, which the paper's published
 networks fit). `part` runs one half of the plan (performance or figure4); `jobs` trains runs
-side by side in separate processes.
+side by side in separate processes, or, with the Ray executor, as Ray tasks on a cluster (one per
+run, each writing to the shared graph store), which also computes the NNSTD analyses.
 
 Everything goes into the graph store under deterministic run ids, so running the
 command again skips every run whose status is `completed` (a run left `running`,
@@ -19,6 +20,7 @@ written by sparsetopo.experiment_results.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -287,13 +289,14 @@ def train_spec(store, spec: RunSpec, scale: Scale, log: Log = lambda _m: None) -
         train(config, data, sink, spec.run_id, masks=masks)
 
 
-def _train_job(spec: RunSpec, scale: Scale) -> tuple[str, float, str | None]:
-    """A parallel job: its own process, its own store connection; returns (run id, seconds, error)."""
+def _train_job(spec: RunSpec, scale: Scale, settings=None) -> tuple[str, float, str | None]:
+    """A parallel job (a process of the local pool, or a Ray task): its own connection to the store
+    the sweep uses (`settings`); returns (run id, seconds, error)."""
     from sparsetopo.graphstore.store import GraphStore
 
     started = time.perf_counter()
     try:
-        with GraphStore.connect() as store:
+        with GraphStore.connect(settings) as store:
             train_spec(store, spec, scale)
     except Exception as exc:  # noqa: BLE001 - reported with the run id; the sweep goes on
         return spec.run_id, time.perf_counter() - started, f"{type(exc).__name__}: {exc}"
@@ -307,9 +310,13 @@ def run_experiment(
     log: Log,
     progress: Callable[[int, int, str], None] | None = None,
     part: str = "all",
-    jobs: int = 1,
+    jobs: int | None = None,
+    executor=None,
 ) -> ExperimentState:
-    """Train (or skip) every run of the plan; `jobs` runs train side by side in separate processes."""
+    """Train (or skip) every run of the plan; `jobs` runs train side by side in separate processes
+    (`executor`: analysis.executors.LocalExecutor, by default, or a RayExecutor: one task per run,
+    `jobs` at a time, default every CPU of the cluster). A run that fails is reported with its id
+    and the sweep goes on."""
     state = ExperimentState(scale, Path(out), plan(scale, part))
     todo = []
     for spec in state.specs:
@@ -330,7 +337,11 @@ def run_experiment(
     total = len(state.specs)
     if progress:
         progress(done, total, "")
-    if jobs <= 1:
+    if executor is None and (jobs or 1) > 1:
+        from sparsetopo.analysis.executors import LocalExecutor
+
+        executor = LocalExecutor()
+    if executor is None or (executor.name == "local" and (jobs or 1) <= 1):
         for spec in todo:
             t0 = time.perf_counter()
             train_spec(store, spec, scale, log)
@@ -339,15 +350,16 @@ def run_experiment(
             log(f"trained {spec.run_id} in {time.perf_counter() - t0:.0f} s")
             if progress:
                 progress(done, total, spec.run_id)
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        # spawn: a fresh interpreter per job, no forked driver connections or torch thread pools
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_train_job, spec, scale) for spec in todo]
-            for fut in as_completed(futures):
-                run_id, seconds, error = fut.result()
+    elif todo:
+        settings = getattr(store, "settings", None)
+        check = getattr(executor, "check_reachable", None)
+        if check is not None and settings is not None:
+            check(settings.uri)  # before any run starts
+        calls = [(spec, scale, settings) for spec in todo]
+        # closing: leaving the loop early (Ctrl-C) stops the tasks now
+        with contextlib.closing(executor.map_tasks(_train_job, calls, jobs)) as finished:
+            for index, value, lost in finished:
+                run_id, seconds, error = value if lost is None else (todo[index].run_id, 0.0, lost)
                 done += 1
                 if error is None:
                     state.trained.append(run_id)
@@ -361,13 +373,24 @@ def run_experiment(
 
 
 def run_paper_experiment(
-    store, scale: str, part: str, out: Path, jobs: int, workers: int | None, log: Log, progress
+    store,
+    scale: str,
+    part: str,
+    out: Path,
+    jobs: int | None,
+    workers: int | None,
+    log: Log,
+    progress,
+    executor=None,
 ) -> dict:
     """`experiment paper`: train what is missing, analyse, write results.md/json and report.html under `out`.
 
-    `progress(description)` is a context manager yielding update(done, total)."""
+    `progress(description)` is a context manager yielding update(done, total). `executor` (see
+    run_experiment) also computes the NNSTD of the analyses."""
     import shlex
     import time
+
+    from sparsetopo.analysis.executors import using
 
     from .errors import UsageError
     from .experiment_results import analyse, verdicts
@@ -379,18 +402,27 @@ def run_paper_experiment(
     out.mkdir(parents=True, exist_ok=True)
     command = " ".join(
         ["sparsetopo", "experiment", "paper", "--scale", scale, "--part", part, "--out", shlex.quote(str(out))]
-        + (["--jobs", str(jobs)] if jobs > 1 else [])
+        + (["--jobs", str(jobs)] if jobs is not None and jobs > 1 else [])
+        + (["--executor", executor.name] if executor is not None and executor.name != "local" else [])
     )
     started = time.perf_counter()
     with progress(f"paper ({scale}): runs") as update:
         state = run_experiment(
-            store, SCALES[scale], out, log, progress=lambda n, total, _name: update(n, total), part=part, jobs=jobs
+            store,
+            SCALES[scale],
+            out,
+            log,
+            progress=lambda n, total, _name: update(n, total),
+            part=part,
+            jobs=jobs,
+            executor=executor,
         )
     if state.failed:
         raise UsageError(
             f"{len(state.failed)} run(s) failed ({', '.join(state.failed)}); run the command again to train them"
         )
-    findings = analyse(store, state, log, workers)
+    with using(executor) if executor is not None else contextlib.nullcontext():
+        findings = analyse(store, state, log, workers)
     paths = write_outputs(store, state, findings, time.perf_counter() - started, command, log)
     held = verdicts(findings)
     return {

@@ -53,6 +53,7 @@ def nnstd_evolution(
     workers: int | None = None,
     on_progress=None,
     purpose: str | None = None,
+    executor=None,
 ) -> list[dict]:
     """Python API: NNSTD of each snapshot of a stored run to its reference, written as NNSTD relationships.
 
@@ -75,7 +76,13 @@ def nnstd_evolution(
     nets = [store.read_snapshot(run_id, step).layers for step in steps]
     pairs = evolution_pairs(len(steps), reference)
     results = nnstd_pairs(
-        nets, pairs, method, workers=workers, on_progress=on_progress, names=[f"{run_id}@{s}" for s in steps]
+        nets,
+        pairs,
+        method,
+        workers=workers,
+        on_progress=on_progress,
+        names=[f"{run_id}@{s}" for s in steps],
+        executor=executor,
     )
     rows = []
     for (i, j), r in zip(pairs, results):

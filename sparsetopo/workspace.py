@@ -19,6 +19,7 @@ from typing import Any
 from .choices import (
     Backend,
     Dataset,
+    Executor,
     FetchableDataset,
     Init,
     Method,
@@ -469,20 +470,27 @@ class Workspace:
         solver: Solver | str = "exact",
         workers: int | None = None,
         figure: str | Path | None = None,
+        executor: Executor | str = "local",
+        ray_address: str | None = None,
     ) -> dict:
         """All-pairs NNSTD: {"labels", "distance": [[...]], "layers": [[[...]]]} (`nnstd matrix`);
-        `figure` also writes the heatmap there (PNG)."""
+        `figure` also writes the heatmap there (PNG). `executor="ray"` computes the pairs on the Ray
+        cluster at `ray_address` (else RAY_ADDRESS, else a local instance started for the call)."""
         from .analysis.nnstd_parallel import nnstd_matrix
+        from .executors import executor_kind, open_executor
         from .refs import load_networks
 
         solver = choice(Solver, solver, "NNSTD solver")
+        kind = executor_kind(executor, ray_address)
         networks = list(networks)
         if len(networks) < 2:
             raise UsageError("nnstd matrix needs at least two networks")
         _check_workers(workers)
         nets = load_networks(networks, lambda: self.store)
-        with self._progress("NNSTD pairs") as update:
-            result = nnstd_matrix(nets, method=solver.value, workers=workers, on_progress=update, names=networks)
+        with open_executor(kind, ray_address, self.log) as pool, self._progress("NNSTD pairs") as update:
+            result = nnstd_matrix(
+                nets, method=solver.value, workers=workers, on_progress=update, names=networks, executor=pool
+            )
         if figure is not None:
             from .analysis.figures import nnstd_heatmap, save_png
 
@@ -496,15 +504,23 @@ class Workspace:
         solver: Solver | str = "exact",
         workers: int | None = None,
         figure: str | Path | None = None,
+        executor: Executor | str = "local",
+        ray_address: str | None = None,
     ) -> list[dict]:
         """NNSTD of every snapshot to the initial (or previous) one, stored as NNSTD relationships
-        (`nnstd evolution`); `figure` also writes the curve there (PNG)."""
+        (`nnstd evolution`); `figure` also writes the curve there (PNG). `executor`, `ray_address`:
+        as for nnstd_matrix. Nothing is stored until every pair is computed."""
+        from .executors import executor_kind, open_executor
         from .pipelines import nnstd_evolution
 
         reference, solver = choice(Reference, reference, "reference"), choice(Solver, solver, "NNSTD solver")
+        kind = executor_kind(executor, ray_address)
         _check_workers(workers)
-        with self._progress("NNSTD evolution") as update:
-            rows = nnstd_evolution(self.store, run, reference.value, solver.value, workers, on_progress=update)
+        self.store.get_run(run)  # an unknown run before Ray starts
+        with open_executor(kind, ray_address, self.log) as pool, self._progress("NNSTD evolution") as update:
+            rows = nnstd_evolution(
+                self.store, run, reference.value, solver.value, workers, on_progress=update, executor=pool
+            )
         if figure is not None:
             from .analysis.figures import nnstd_evolution as evolution_figure
             from .analysis.figures import save_png
@@ -575,20 +591,28 @@ class Workspace:
         scale: Scale | str = "small",
         part: Part | str = "all",
         out: str | Path = "out/paper",
-        jobs: int = 1,
+        jobs: int | None = None,
         workers: int | None = None,
+        executor: Executor | str = "local",
+        ray_address: str | None = None,
     ) -> dict:
         """Reproduce the paper's findings, resumably (`experiment paper`): {"results", "json", "report",
-        "verdicts": [...], "held"}; the files are written under `out`."""
+        "verdicts": [...], "held"}; the files are written under `out`. `executor="ray"` trains one run
+        per Ray task (`jobs` at a time, default every CPU of the cluster) and computes the NNSTD
+        analyses there too; `ray_address` as for nnstd_matrix."""
+        from .executors import executor_kind, open_executor
         from .experiment import run_paper_experiment
 
         scale, part = choice(Scale, scale, "scale"), choice(Part, part, "part")
-        if jobs < 1:
+        kind = executor_kind(executor, ray_address)
+        if jobs is not None and jobs < 1:
             raise UsageError(f"jobs must be at least 1; got {jobs}")
         _check_workers(workers)
-        return run_paper_experiment(
-            self.store, scale.value, part.value, Path(out), jobs, workers, self.log, self._progress
-        )
+        store = self.store  # the store the runs go to, before Ray starts
+        with open_executor(kind, ray_address, self.log) as pool:
+            return run_paper_experiment(
+                store, scale.value, part.value, Path(out), jobs, workers, self.log, self._progress, executor=pool
+            )
 
     # -- the server -----------------------------------------------------------------------------
     def db_status(self) -> dict:

@@ -60,6 +60,7 @@ def test_options_and_keyword_arguments_have_the_same_names():
 
 def test_choices_are_the_values_their_packages_work_with():
     from sparsetopo.analysis.nnstd import METHODS as SOLVERS
+    from sparsetopo.executors import EXECUTORS
     from sparsetopo.experiment import PARTS, SCALES
     from sparsetopo.graphstore.bi import FLAVOURS
     from sparsetopo.trainer.algorithms import METHODS
@@ -81,6 +82,7 @@ def test_choices_are_the_values_their_packages_work_with():
     assert set(values(choices.Scale)) == set(SCALES)
     assert values(choices.Part) == list(PARTS)
     assert values(choices.Flavour) == ["auto", *FLAVOURS]
+    assert values(choices.Executor) == list(EXECUTORS)
 
 
 def test_help_lists_the_choices():

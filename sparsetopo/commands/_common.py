@@ -26,7 +26,29 @@ def csv_option() -> Any:
 
 
 def workers_option() -> Any:
-    return typer.Option(None, "--workers", min=1, help="Processes to use (default: all cores).")
+    return typer.Option(
+        None, "--workers", min=1, help="Processes to use (default: all cores; with --executor ray, the cluster's CPUs)."
+    )
+
+
+def executor_option(what: str = "the NNSTD pairs") -> Any:
+    from ..choices import Executor
+
+    return typer.Option(
+        Executor.local,
+        "--executor",
+        help=f"Where {what} are computed: local (this machine's processes) or ray (a Ray cluster; "
+        "needs pip install 'sparsetopo[ray]').",
+    )
+
+
+def ray_address_option() -> Any:
+    return typer.Option(
+        None,
+        "--ray-address",
+        help="The Ray cluster for --executor ray (default: RAY_ADDRESS, else a local Ray instance "
+        "started for the command and stopped after it).",
+    )
 
 
 def workspace():

@@ -11,8 +11,17 @@ from typing import Any, Optional
 
 import typer
 
-from ..choices import Reference, Solver
-from ._common import csv_option, emit_result, json_option, run_argument, workers_option, workspace
+from ..choices import Executor, Reference, Solver
+from ._common import (
+    csv_option,
+    emit_result,
+    executor_option,
+    json_option,
+    ray_address_option,
+    run_argument,
+    workers_option,
+    workspace,
+)
 
 app = typer.Typer(no_args_is_help=True, help="Neural Network Sparse Topology Distance (NNSTD) between sparse networks.")
 
@@ -71,12 +80,16 @@ def matrix(
     solver: Solver = _solver_option(),
     workers: Optional[int] = workers_option(),
     figure: Optional[Path] = _figure_option("a heatmap (the paper's Figure 4 style)"),
+    executor: Executor = executor_option(),
+    ray_address: Optional[str] = ray_address_option(),
     as_json: bool = json_option('{"labels": [...], "distance": [[...]], "layers": [[[...]]]}'),
     as_csv: bool = typer.Option(False, "--csv", help="Print the distance matrix as CSV."),
 ) -> None:
     """All-pairs NNSTD among networks, computed in parallel: symmetric, zero diagonal."""
     with workspace() as ws:
-        result = ws.nnstd_matrix(networks, solver=solver, workers=workers, figure=figure)
+        result = ws.nnstd_matrix(
+            networks, solver=solver, workers=workers, figure=figure, executor=executor, ray_address=ray_address
+        )
     labels, distance = result["labels"], result["distance"]
     if as_json:
         emit_result(result, as_json=True)
@@ -104,12 +117,22 @@ def evolution(
     solver: Solver = _solver_option(),
     workers: Optional[int] = workers_option(),
     figure: Optional[Path] = _figure_option("the curve of network and layer distances"),
+    executor: Executor = executor_option(),
+    ray_address: Optional[str] = ray_address_option(),
     as_json: bool = json_option("an array, one object per compared snapshot"),
     as_csv: bool = csv_option(),
 ) -> None:
     """NNSTD of every snapshot of a run to the initial (or previous) one; stored as NNSTD relationships."""
     with workspace() as ws:
-        rows = ws.nnstd_evolution(run, reference=reference, solver=solver, workers=workers, figure=figure)
+        rows = ws.nnstd_evolution(
+            run,
+            reference=reference,
+            solver=solver,
+            workers=workers,
+            figure=figure,
+            executor=executor,
+            ray_address=ray_address,
+        )
     emit_result(
         rows,
         as_json,
