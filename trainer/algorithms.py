@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -110,7 +111,9 @@ class ReferenceSETPruner:
         lo, hi = reference_thresholds(conn[conn != 0], zeros, fraction)
         return m & ((w > hi) | (w < lo))
 
-    def keep_connections(self, values, positions, total, fraction, generator):
+    def keep_connections(
+        self, values: torch.Tensor, positions: torch.Tensor, total: int, fraction: float, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """keep() on a connection list (values in positions order): the same thresholds, the same result."""
         zeros = int((values == 0).sum()) + (total - values.numel() if self.all_entries else 0)
         lo, hi = reference_thresholds(values[values != 0], zeros, fraction)
@@ -133,7 +136,9 @@ class FloorPerSignPruner:
         keep[removed] = False
         return keep
 
-    def keep_connections(self, values, positions, total, fraction, generator):
+    def keep_connections(
+        self, values: torch.Tensor, positions: torch.Tensor, total: int, fraction: float, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         # positions are sorted, so connection indices order ties exactly as flat positions do
         keep = self.keep(values, torch.ones(values.shape, dtype=torch.bool), fraction)
         return keep, positions[:0]
@@ -150,7 +155,9 @@ class MagnitudePruner:
         keep[removed] = False
         return keep
 
-    def keep_connections(self, values, positions, total, fraction, generator):
+    def keep_connections(
+        self, values: torch.Tensor, positions: torch.Tensor, total: int, fraction: float, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.keep(values, torch.ones(values.shape, dtype=torch.bool), fraction), positions[:0]
 
 
@@ -304,6 +311,37 @@ def top_gradient_positions(
     return best_pos
 
 
+# --- the parts' interfaces ---------------------------------------------------------------------------
+
+
+class MaskPruner(Protocol):
+    """A pruner whose dense rule needs no random draws (every pruner but RigLPruner)."""
+
+    def keep(self, weight: torch.Tensor, mask: torch.Tensor, fraction: float) -> torch.Tensor: ...
+
+    def keep_connections(
+        self, values: torch.Tensor, positions: torch.Tensor, total: int, fraction: float, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+Pruner = MaskPruner | RigLPruner  # RigLPruner.keep also takes the generator
+
+
+class Grower(Protocol):
+    @property
+    def needs_gradient(self) -> bool: ...
+
+    def select(
+        self, candidates: torch.Tensor, k: int, generator: torch.Generator, grad: torch.Tensor | None
+    ) -> torch.Tensor: ...
+
+
+class Schedule(Protocol):
+    def at_epoch_end(self, epoch: int, epochs: int) -> float | None: ...
+
+    def at_step(self, t: int) -> float | None: ...
+
+
 # --- schedules: when to update and by how much ------------------------------------------------------
 
 
@@ -364,9 +402,9 @@ class RigLReferenceSchedule:
 class Algorithm:
     name: str
     recipe: Recipe
-    pruner: object | None
-    grower: object | None
-    schedule: object
+    pruner: Pruner | None
+    grower: Grower | None
+    schedule: Schedule
 
     @property
     def sparse(self) -> bool:
@@ -398,6 +436,7 @@ def make_algorithm(
     if method in ("dense", "static"):
         return Algorithm(method, recipe, None, None, NeverSchedule())
     if method == "set":
+        pruner: Pruner
         if recipe.prune_rule == "reference-thresholds":
             pruner = ReferenceSETPruner(recipe.threshold_values == "all-entries")
         else:
@@ -430,6 +469,13 @@ class LayerChange:
     regrown_in_place: int = 0  # pruned and grown again at the same position by this update
 
 
+def _parts(algorithm: Algorithm) -> tuple[Pruner, Grower]:
+    """The pruner and grower of an algorithm that updates its topology (SET, RigL)."""
+    if algorithm.pruner is None or algorithm.grower is None:
+        raise ValueError(f"the '{algorithm.name}' method never updates its topology")
+    return algorithm.pruner, algorithm.grower
+
+
 @torch.no_grad()
 def update_layer(
     weight: torch.Tensor,
@@ -443,13 +489,14 @@ def update_layer(
     """Prune and regrow one layer in place; return the flat positions removed and added, and how many
     positions were pruned and grown again."""
     recipe = algorithm.recipe
+    pruner, grower = _parts(algorithm)
     m = mask.view(-1)
     w = weight.view(-1)
     before = m.clone()
-    if isinstance(algorithm.pruner, RigLPruner):
-        keep = algorithm.pruner.keep(weight, mask, fraction, generator)
+    if isinstance(pruner, RigLPruner):
+        keep = pruner.keep(weight, mask, fraction, generator)
     else:
-        keep = algorithm.pruner.keep(weight, mask, fraction)
+        keep = pruner.keep(weight, mask, fraction)
     n_grow = int(before.sum()) - int(keep.sum())
     if recipe.regrow_positions == "any-not-kept":
         candidates = torch.nonzero(~keep).squeeze(1)
@@ -459,14 +506,14 @@ def update_layer(
             pruned = torch.nonzero(before & ~keep).squeeze(1)
             keep[pruned[len(candidates) :]] = True
             n_grow = len(candidates)
-    grown = algorithm.grower.select(candidates, n_grow, generator, grad)
+    grown = grower.select(candidates, n_grow, generator, grad)
     new_mask = keep.clone()
     new_mask[grown] = True
     removed = torch.nonzero(before & ~new_mask).squeeze(1)
     added = torch.nonzero(~before & new_mask).squeeze(1)
     # A RigL connection dropped and grown back keeps its weight and momentum
     # (new_connections = grown & old mask == 0); SET's references regrow it from scratch.
-    fresh_at = added if isinstance(algorithm.pruner, RigLPruner) else grown
+    fresh_at = added if isinstance(pruner, RigLPruner) else grown
     in_place = int((before[grown]).sum())
     m.copy_(new_mask)
     w[~new_mask] = 0.0
@@ -498,7 +545,10 @@ def update_connections(
     recipe = algorithm.recipe
     n_out, n_in = shape
     total = n_out * n_in
-    keep_conn, extra = algorithm.pruner.keep_connections(values, positions, total, fraction, generator)
+    pruner = algorithm.pruner
+    if pruner is None:
+        raise ValueError(f"the '{algorithm.name}' method never updates its topology")
+    keep_conn, extra = pruner.keep_connections(values, positions, total, fraction, generator)
     kept = torch.sort(torch.cat([positions[keep_conn], extra])).values
     n_grow = positions.numel() - kept.numel()
     if recipe.regrow_positions == "any-not-kept":
@@ -522,7 +572,7 @@ def update_connections(
     added = new_pos.numel() - int(was_there.sum())
     in_place = int(isin_sorted(positions, grown).sum())
     # A RigL connection dropped and grown back keeps its weight and momentum (see update_layer).
-    if isinstance(algorithm.pruner, RigLPruner):
+    if isinstance(pruner, RigLPruner):
         fresh_at = new_pos[~was_there]
     else:
         fresh_at = grown
@@ -552,7 +602,7 @@ def update_topology(
     grads: list | None = None,
 ) -> list[LayerChange]:
     changes = []
-    for k in range(len(model.linears)):
+    for k, lin in enumerate(model.layers()):
         if not model.is_sparse(k):
             continue
         grad = None if grads is None else grads[k]
@@ -569,11 +619,11 @@ def update_topology(
             changes.append(LayerChange(k, len(removed), len(added), in_place))
             continue
         positions, values, momentum = model.connections(k, optimizer)
-        n_in = model.linears[k].in_features
-        new_pos, new_values, new_momentum, removed, added, in_place = update_connections(
+        n_in = lin.in_features
+        new_pos, new_values, new_momentum, n_removed, n_added, n_in_place = update_connections(
             positions,
             values,
-            (model.linears[k].out_features, n_in),
+            (lin.out_features, n_in),
             algorithm,
             fraction,
             generator,
@@ -582,6 +632,6 @@ def update_topology(
             gradient_block=max(1, GRADIENT_BLOCK_ELEMENTS // max(1, n_in)),
         )
         model.set_connections(k, new_pos, new_values, optimizer, new_momentum)
-        changes.append(LayerChange(k, removed, added, in_place))
+        changes.append(LayerChange(k, n_removed, n_added, n_in_place))
     model.masks_changed()
     return changes

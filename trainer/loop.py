@@ -14,7 +14,7 @@ snapshot (training mode); test metrics are computed on the whole test set at eve
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from sparsetopo.graphstore.model import RunInfo, Snapshot
 
 from . import sparse as topology
-from .algorithms import METHODS, make_algorithm, update_topology
+from .algorithms import METHODS, LayerChange, make_algorithm, update_topology
 from .data import Dataset
 from .errors import ConfigError
 from .losses import loss_function
@@ -130,7 +130,7 @@ MASKED_BYTES_PER_POSITION = 17
 MASKED_MEMORY_BUDGET = 4 * 2**30
 
 
-def choose_backend(backend: str, masks: list[Topology]) -> str:
+def choose_backend(backend: str, masks: Sequence[Topology]) -> str:
     """`auto`: the sparse backend when the sparse layers together hold at most 5 % of their
     positions, or when the masked backend's dense copies of them would exceed MASKED_MEMORY_BUDGET
     (4 GiB at 17 bytes a position: about 250 million positions); else masked.
@@ -208,7 +208,7 @@ def make_optimizer(model: SparseMLP, recipe: Recipe) -> torch.optim.SGD:
     """SGD with momentum; weight decay inside the gradient only under the `coupled` rule."""
     coupled = recipe.weight_decay if recipe.weight_decay_mode == "coupled" else 0.0
     weights = model.weight_params()
-    biases = [lin.bias for lin in model.linears]
+    biases = [lin.bias for lin in model.layers()]
     groups = [
         {"params": weights, "weight_decay": coupled},
         {"params": biases, "weight_decay": coupled if recipe.decay_biases else 0.0},
@@ -221,7 +221,7 @@ def decay_decoupled(model: SparseMLP, recipe: Recipe) -> None:
     """sparse-Python's `w += pdw - weight_decay * w`: the decay term is not scaled by the learning rate."""
     if recipe.weight_decay_mode != "decoupled-per-batch" or recipe.weight_decay == 0:
         return
-    for weight, lin in zip(model.weight_params(), model.linears):
+    for weight, lin in zip(model.weight_params(), model.layers()):
         weight.mul_(1 - recipe.weight_decay)
         if recipe.decay_biases:
             lin.bias.mul_(1 - recipe.weight_decay)
@@ -264,8 +264,9 @@ def train(
     total_batches = n_batches * config.epochs
 
     sizes = architecture(config, dataset)
+    topologies: Sequence[Topology]
     if masks is None:
-        masks = initial_topology(
+        topologies = initial_topology(
             sizes,
             config.topology_init(),
             config.epsilon,
@@ -277,10 +278,11 @@ def train(
         )
     else:
         _check_masks(masks, sizes)
-    backend = choose_backend(config.backend, masks)
+        topologies = masks
+    backend = choose_backend(config.backend, topologies)
     model = SparseMLP(
         sizes,
-        masks,
+        topologies,
         dropout=recipe.dropout,
         generator=init_gen,
         weight_init=recipe.weight_init,
@@ -353,8 +355,7 @@ def train(
             loss = loss_fn(out, yb)
             loss.backward()
             grads = model.dense_gradients() if wants_gradient else None
-            skip_step = fraction is not None and recipe.rigl_skip_step_at_update
-            if skip_step:
+            if fraction is not None and recipe.rigl_skip_step_at_update:
                 # SparseRigLOptimizer: an update iteration changes the masks and applies no gradient.
                 last_update = applied
                 changes = update_topology(model, optimizer, algorithm, fraction, topo_gen, grads)
@@ -399,15 +400,15 @@ def train(
                 emit(epoch, loss_sum / seen, correct / seen)
             continue
         train_loss, train_acc = loss_sum / seen, correct / seen
-        changes = None
+        epoch_changes: list[LayerChange] | None = None
         test = None
         if fraction is not None:
             # Metrics describe the trained network: evaluate before the topology changes.
             test = evaluate(model, x_test, y_test, config.eval_batch_size, loss_fn)
-            changes = update_topology(model, optimizer, algorithm, fraction, topo_gen)
-            churn = sum(c.added + c.removed for c in changes)
+            epoch_changes = update_topology(model, optimizer, algorithm, fraction, topo_gen)
+            churn = sum(c.added + c.removed for c in epoch_changes)
         step += 1
-        emit(epoch, train_loss, train_acc, changes, test)
+        emit(epoch, train_loss, train_acc, epoch_changes, test)
 
     result.seconds = time.perf_counter() - started
     progress({"kind": "end", "seconds": result.seconds})

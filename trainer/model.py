@@ -32,6 +32,8 @@ batch (the dense initial matrix is what cannot be held).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -105,11 +107,12 @@ def dropout_row_major(x: torch.Tensor, p: float) -> torch.Tensor:
 Topology = torch.Tensor | SparseStructure | None  # a bool (n_out, n_in) mask, connections, or dense
 
 
-def topology_nnz(t: Topology) -> int:
+def topology_nnz(t: torch.Tensor | SparseStructure) -> int:
     return t.nnz if isinstance(t, SparseStructure) else int(t.sum())
 
 
-def topology_shape(t: Topology) -> tuple[int, int]:
+def topology_shape(t: torch.Tensor | SparseStructure) -> tuple[int, ...]:
+    """(n_out, n_in); a mask tensor's shape as it is (a wrong one is reported, not unpacked)."""
     return t.shape if isinstance(t, SparseStructure) else tuple(t.shape)
 
 
@@ -117,7 +120,7 @@ class SparseMLP(nn.Module):
     def __init__(
         self,
         sizes: list[int],
-        masks: list[Topology],
+        masks: Sequence[Topology],
         dropout: float = 0.0,
         generator: torch.Generator | None = None,
         weight_init: str = "he-uniform-sparse",
@@ -160,7 +163,7 @@ class SparseMLP(nn.Module):
         self._dense_first: dict[int, torch.Tensor] = {}  # off-mask initial weights for a dense first batch
         self._capture: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None
         with torch.no_grad():
-            for k, (lin, t, big) in enumerate(zip(self.linears, masks, self.big)):
+            for k, (lin, t, big) in enumerate(zip(linears, masks, self.big)):
                 n_out, n_in = shapes[k]
                 lin.bias.zero_()
                 if t is None:
@@ -200,11 +203,31 @@ class SparseMLP(nn.Module):
         if mask_initial_weights:
             self.apply_masks()
 
+    # --- the layers ----------------------------------------------------------------------------------
+
+    def linear(self, k: int) -> nn.Linear:
+        """Layer k's Linear (`linears[k]`, typed: nn.ModuleList's items are plain Modules to mypy)."""
+        return cast(nn.Linear, self.linears[k])
+
+    def layers(self) -> list[nn.Linear]:
+        """Every layer's Linear, in order (`list(linears)`, typed)."""
+        return [cast(nn.Linear, lin) for lin in self.linears]
+
+    def _mask_tensor(self, k: int) -> torch.Tensor:
+        """Layer k's bool mask on the masked backend (a sparse layer outside `structures`)."""
+        mask = self.masks[k]
+        if not isinstance(mask, torch.Tensor):
+            raise ValueError(f"layer {k} has no mask tensor (a dense layer, or one on the sparse backend)")
+        return mask
+
     # --- the weights of layer k, whichever the backend --------------------------------------------
 
     def weight_param(self, k: int) -> nn.Parameter:
         """The parameter the optimizer updates for layer k's weights (values on the sparse backend)."""
-        return self.values[str(k)] if k in self.structures else self.linears[k].weight
+        if k in self.structures:
+            return cast(nn.Parameter, self.values[str(k)])
+        # nn.Linear declares `weight: Tensor`; it is the Parameter its __init__ registered
+        return cast(nn.Parameter, self.linear(k).weight)
 
     def weight_params(self) -> list[nn.Parameter]:
         return [self.weight_param(k) for k in range(len(self.linears))]
@@ -221,11 +244,13 @@ class SparseMLP(nn.Module):
         """Layer k's (n_out, n_in) weight; on the sparse backend a fresh dense tensor."""
         if k in self.structures:
             return self.structures[k].to_dense(self.values[str(k)])
-        return self.linears[k].weight.detach()
+        return self.linear(k).weight.detach()
 
     def dense_mask(self, k: int) -> torch.Tensor:
         """Layer k's bool (n_out, n_in) mask: the mask itself on the masked backend, a fresh one on the sparse."""
         m = self.masks[k]
+        if m is None:
+            raise ValueError(f"layer {k} is dense: it has no mask")
         return m.mask() if isinstance(m, SparseStructure) else m
 
     @torch.no_grad()
@@ -267,8 +292,8 @@ class SparseMLP(nn.Module):
         buf = None if optimizer is None else optimizer.state.get(self.weight_param(k), {}).get("momentum_buffer")
         if k in self.structures:
             return self.structures[k].positions, self.values[str(k)].detach(), buf
-        positions = torch.nonzero(self.masks[k].view(-1)).squeeze(1)
-        weight = self.linears[k].weight.detach().view(-1)
+        positions = torch.nonzero(self._mask_tensor(k).view(-1)).squeeze(1)
+        weight = self.linear(k).weight.detach().view(-1)
         return positions, weight[positions], None if buf is None else buf.view(-1)[positions]
 
     @torch.no_grad()
@@ -285,12 +310,12 @@ class SparseMLP(nn.Module):
             n_out, n_in = self.structures[k].shape
             self._set_structure(k, SparseStructure(n_out, n_in, positions), values, optimizer, momentum, dense=False)
             return
-        mask, weight = self.masks[k].view(-1), self.linears[k].weight.detach().view(-1)
+        mask, weight = self._mask_tensor(k).view(-1), self.linear(k).weight.detach().view(-1)
         mask.zero_()
         mask[positions] = True
         weight.zero_()
         weight[positions] = values
-        buf = None if optimizer is None else optimizer.state.get(self.linears[k].weight, {}).get("momentum_buffer")
+        buf = None if optimizer is None else optimizer.state.get(self.linear(k).weight, {}).get("momentum_buffer")
         if buf is not None and momentum is not None:
             flat = buf.view(-1)
             flat.zero_()
@@ -311,13 +336,19 @@ class SparseMLP(nn.Module):
         """Each layer's full (n_out, n_in) weight gradient of the last backward pass (RigL's growth
         score); for a sparse-backend layer above the dense limit a LayerGradient that computes it in
         row blocks when asked."""
-        out = []
-        for k, lin in enumerate(self.linears):
+        out: list[torch.Tensor | LayerGradient] = []
+        for k, lin in enumerate(self.layers()):
             if k in self.structures:
+                if self._capture is None:
+                    raise RuntimeError("dense_gradients() needs capture_for_gradients() before the forward pass")
                 x, y = self._capture[k]
+                if y.grad is None:
+                    raise RuntimeError(f"layer {k}'s output has no gradient: backward() first")
                 grad = LayerGradient(x, y.grad)
                 out.append(grad if self.big[k] else next(dense_gradient(x, y.grad))[1])
             else:
+                if lin.weight.grad is None:
+                    raise RuntimeError(f"layer {k}'s weight has no gradient: backward() first")
                 out.append(lin.weight.grad.detach().clone())
         self._capture = None
         return out
@@ -328,7 +359,7 @@ class SparseMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         last = len(self.linears) - 1
-        for k, lin in enumerate(self.linears):
+        for k, lin in enumerate(self.layers()):
             x_in = x
             structure = self.structures.get(k)
             if structure is None:
@@ -351,24 +382,24 @@ class SparseMLP(nn.Module):
     @torch.no_grad()
     def apply_masks(self) -> None:
         self._dense_first.clear()  # the sparse backend's way of masking its dense first batch
-        for lin, keep in zip(self.linears, self._keep):
+        for lin, keep in zip(self.layers(), self._keep):
             if keep is not None and lin.weight is not None:
                 lin.weight.mul_(keep)
 
     @torch.no_grad()
     def mask_grads(self) -> None:
-        for lin, keep in zip(self.linears, self._keep):
+        for lin, keep in zip(self.layers(), self._keep):
             if keep is not None and lin.weight is not None and lin.weight.grad is not None:
                 lin.weight.grad.mul_(keep)
 
     def n_connections(self) -> list[int]:
         return [
             lin.in_features * lin.out_features if m is None else topology_nnz(m)
-            for lin, m in zip(self.linears, self.masks)
+            for lin, m in zip(self.layers(), self.masks)
         ]
 
     def density(self) -> float:
-        return sum(self.n_connections()) / sum(lin.in_features * lin.out_features for lin in self.linears)
+        return sum(self.n_connections()) / sum(lin.in_features * lin.out_features for lin in self.layers())
 
 
 def layer_matrix(weight: np.ndarray, mask: np.ndarray | None) -> sp.csr_matrix:
@@ -386,7 +417,7 @@ def layer_matrix(weight: np.ndarray, mask: np.ndarray | None) -> sp.csr_matrix:
 def to_snapshot(model: SparseMLP, run_id: str, step: int, epoch: int | None, metrics: dict) -> Snapshot:
     """The model's topology as a Snapshot: matrix k is (n_in, n_out), the transpose of torch's weight."""
     layers, biases = [], []
-    for k, (lin, mask) in enumerate(zip(model.linears, model.masks)):
+    for k, (lin, mask) in enumerate(zip(model.layers(), model.masks)):
         structure = model.structures.get(k)
         if structure is not None:  # rows = inputs: the structure's CSR of W^T, as it is
             values = model.values[str(k)].detach().index_select(0, structure.perm)
@@ -398,6 +429,6 @@ def to_snapshot(model: SparseMLP, run_id: str, step: int, epoch: int | None, met
             )
         else:
             w = lin.weight.detach().cpu().numpy()
-            layers.append(layer_matrix(w, None if mask is None else mask.cpu().numpy()))
+            layers.append(layer_matrix(w, None if mask is None else model.dense_mask(k).cpu().numpy()))
         biases.append(lin.bias.detach().cpu().numpy().copy())
     return Snapshot(run_id=run_id, step=step, layers=layers, biases=biases, metrics=dict(metrics), epoch=epoch)

@@ -25,6 +25,7 @@ docs (docs/trainer.md, "Recipes") list each rule with the reference line it foll
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
+from typing import TypedDict
 
 from .errors import ConfigError
 
@@ -99,7 +100,19 @@ class Recipe:
             raise ConfigError(f"weight decay must not be negative; got {self.weight_decay}")
 
 
-_SET_COMMON = dict(
+class _SetCommon(TypedDict):
+    """The rules both SET recipes share (typed, so `**` unpacking into Recipe is checked)."""
+
+    regrow_positions: str
+    prune_rule: str
+    rigl_prune_rule: str
+    rigl_skip_step_at_update: bool
+    rigl_drop_noise: bool
+    lr: float
+    momentum: float
+
+
+_SET_COMMON = _SetCommon(
     regrow_positions="any-not-kept",
     prune_rule="reference-thresholds",
     rigl_prune_rule="rigl-magnitude",
