@@ -135,6 +135,21 @@ def first_call_s(cache_dir: str | None) -> float:
     return float(proc.stdout)
 
 
+def figure4_workload(rng: np.random.Generator):
+    """10 SET-like runs x 9 snapshots and the 405 pairs within each snapshot (the Figure-4 workload)."""
+    runs = [[network(SHAPE, 0.006, rng)] for _ in range(10)]
+    for run in runs:
+        for _ in range(8):
+            run.append(evolve(run[-1], 0.3, rng))
+    nets: list[list[sp.csr_matrix]] = []
+    pairs: list[tuple[int, int]] = []
+    for s in range(9):
+        base = len(nets)
+        nets.extend(run[s] for run in runs)
+        pairs.extend((base + i, base + j) for i, j in matrix_pairs(10))
+    return nets, pairs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
@@ -178,16 +193,7 @@ def main() -> None:
         )
 
     print("\n[2] 10 networks x 9 snapshots, all pairs within each snapshot (405 pairs)")
-    runs = [[network(SHAPE, 0.006, rng)] for _ in range(10)]
-    for run in runs:
-        for _ in range(8):
-            run.append(evolve(run[-1], 0.3, rng))
-    nets: list[list[sp.csr_matrix]] = []
-    pairs: list[tuple[int, int]] = []
-    for s in range(9):
-        base = len(nets)
-        nets.extend(run[s] for run in runs)
-        pairs.extend((base + i, base + j) for i, j in matrix_pairs(10))
+    nets, pairs = figure4_workload(rng)
     for method in ("exact", "sparse"):
         # CPU cost per pair in this process, over the 45 pairs of one snapshot (independent of other load)
         c = time.process_time()

@@ -29,24 +29,10 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.nnstd_bench import SHAPE, evolve, network
+from benchmarks.nnstd_bench import SHAPE, evolve, figure4_workload, network
 from sparsetopo.analysis import lsap
 from sparsetopo.analysis.executors import LocalExecutor
 from sparsetopo.analysis.nnstd_parallel import default_workers, matrix_pairs, nnstd_pairs
-
-
-def figure4_workload(rng: np.random.Generator):
-    runs = [[network(SHAPE, 0.006, rng)] for _ in range(10)]
-    for run in runs:
-        for _ in range(8):
-            run.append(evolve(run[-1], 0.3, rng))
-    nets: list[list[sp.csr_matrix]] = []
-    pairs: list[tuple[int, int]] = []
-    for s in range(9):
-        base = len(nets)
-        nets.extend(run[s] for run in runs)
-        pairs.extend((base + i, base + j) for i, j in matrix_pairs(10))
-    return nets, pairs
 
 
 def synthetic_workload(n_pairs: int, shape: Sequence[int], density: float, rng: np.random.Generator):

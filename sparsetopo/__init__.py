@@ -24,24 +24,15 @@ def record(model, run_id=None, *, masks=None, name=None, every=None, method=None
 
     Opens its own connection to the graph store (`settings`, else NEO4J_URI, else the project's
     server) and closes it with the recording."""
-    from .graphstore.store import GraphStore
-    from .recorder import Recorder, default_run_id
+    from .workspace import Workspace
 
-    store = GraphStore.connect(settings)
+    workspace = Workspace(settings)
     try:
-        return Recorder(
-            store,
-            model,
-            run_id or default_run_id(),
-            masks=masks,
-            name=name,
-            every=every,
-            method=method,
-            dataset=dataset,
-            owns_store=True,
+        return workspace.record(
+            model, run_id, masks=masks, name=name, every=every, method=method, dataset=dataset, owns_store=True
         )
     except BaseException:
-        store.close()
+        workspace.close()
         raise
 
 

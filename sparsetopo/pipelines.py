@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
-from sparsetopo.graphstore.model import RunInfo
+from sparsetopo.graphstore.model import RunInfo, Snapshot
 
 
 def import_npz_run(store, root: Path, run_id: str, name=None, method=None, dataset=None, progress=None) -> dict:
@@ -15,34 +18,27 @@ def import_npz_run(store, root: Path, run_id: str, name=None, method=None, datas
     check_run_id(run_id)  # before reading any file
     root = Path(root)
     total = 1 if is_snapshot_dir(root) else len(epoch_dirs(root)) if root.is_dir() else 1
-    snapshots = read_run_dir(root, run_id)
-    first = next(snapshots)  # validates the format before anything is written
-    store.create_run(
-        RunInfo(
-            run_id,
-            first.architecture,
-            name=name,
-            method=method,
-            dataset=dataset,
-            status="importing",
-            config={"source": str(root.resolve())},
-        )
-    )
+    info = RunInfo(run_id, [], name=name, method=method, dataset=dataset, config={"source": str(root.resolve())})
+    return import_snapshots(store, info, read_run_dir(root, run_id), total, progress)
+
+
+def import_snapshots(store, info: RunInfo, snapshots: Iterator[Snapshot], total: int, progress=None) -> dict:
+    """Store the snapshots of an import as the run `info` describes; idempotent (stored steps are skipped).
+
+    The first snapshot is read (and so validated) before the run is created; the run is
+    `importing` until its last snapshot is stored, then `completed`."""
+    first = next(snapshots)
+    store.create_run(replace(info, architecture=first.architecture, status="importing"))
     written = skipped = 0
-    for n, snap in enumerate(_chain(first, snapshots), start=1):
+    for n, snap in enumerate(itertools.chain([first], snapshots), start=1):
         if store.write_snapshot(snap):
             written += 1
         else:
             skipped += 1
         if progress:
             progress(n, total)
-    store.set_run_status(run_id, "completed")
+    store.set_run_status(info.run_id, "completed")
     return {"written": written, "skipped": skipped, "architecture": first.architecture}
-
-
-def _chain(first, rest):
-    yield first
-    yield from rest
 
 
 def nnstd_evolution(

@@ -199,8 +199,11 @@ class Workspace:
         every: int | None = None,
         method: Method | str | None = None,
         dataset: Dataset | str | None = None,
+        owns_store: bool = False,
     ):
-        """A Recorder of `model`'s topology from the caller's own training loop (docs/record.md)."""
+        """A Recorder of `model`'s topology from the caller's own training loop (docs/record.md).
+
+        `owns_store`: the recorder closes the workspace's store when it closes (sparsetopo.record)."""
         from .recorder import Recorder, default_run_id
 
         made_by = optional_choice(Method, method, "method")
@@ -214,6 +217,7 @@ class Workspace:
             every=every,
             method=made_by.value if made_by is not None else None,
             dataset=trained_on.value if trained_on is not None else None,
+            owns_store=owns_store,
         )
 
     def _mark_ended(self, run_id: str, status: str) -> None:
