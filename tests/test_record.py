@@ -258,3 +258,51 @@ def test_the_entry_points_stay_functions_after_their_modules_are_imported():
 
     assert callable(sparsetopo.record) and callable(sparsetopo.connect)
     assert sparsetopo.record.__module__ == "sparsetopo" and sparsetopo.connect.__module__ == "sparsetopo"
+
+
+_INTERRUPTED_LOOP = """
+import sys, time, torch
+from torch import nn
+import sparsetopo
+torch.manual_seed(0)
+model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+with sparsetopo.record(model, "ctrl-c") as rec:
+    for step in range(10_000):
+        with torch.no_grad():
+            model[0].weight[step % 32, step % 64] = 0.0  # the wiring changes a little every step
+        rec.snapshot()
+        if step == 2:
+            print("ready", flush=True)
+        time.sleep(0.05)
+"""
+
+
+@pytest.mark.neo4j
+def test_ctrl_c_in_a_recorded_loop_marks_the_run_interrupted_with_every_stored_step_whole(store, neo4j_server):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from sparsetopo.graphstore.check import check_run
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _INTERRUPTED_LOOP],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    try:
+        assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    run = store.get_run("ctrl-c")
+    assert run["status"] == "interrupted" and run["writer"] is None
+    steps = [s["step"] for s in store.list_snapshots("ctrl-c")]
+    assert len(steps) >= 3 and steps == list(range(len(steps)))
+    assert check_run(store, "ctrl-c")["consistent"]
