@@ -2,6 +2,8 @@
 
     python benchmarks/sparse_train_bench.py [--part a|b|c|all] [--epochs 1] [--threads 1]
                                             [--batches N] [--backends masked,sparse] [--dropout P]
+                                            [--dropout-draw torch-bernoulli|counter-hash]
+                                            [--initial-train-samples N]
 
 Parts:
   a  784-784-784-784-10 at 0.6 % density, the paper's Figure-4 network (as sparsetopo/experiment.py
@@ -22,7 +24,10 @@ the untrained network on the full training and test sets) is reported apart. Wit
 epoch is N batches of the training set (the first N * batch size samples) and the seconds of a
 full epoch are extrapolated from them, labelled as such. --dropout replaces the recipe's (SET's
 default recipe, keras-randn, has 0.3 after each hidden layer; its Bernoulli masks are drawn alike
-on both backends and cost about as much as the sparse layers of part a).
+on both backends and cost about as much as the sparse layers of part a). --dropout-draw picks the
+rule that draws them (trainer/dropout.py: the same distribution; counter-hash is the fast one).
+--initial-train-samples evaluates step 0's training metrics on that many samples (the train
+option of the same name), which at part c's size is most of step 0.
 """
 
 from __future__ import annotations
@@ -99,6 +104,8 @@ def child(spec: dict) -> dict:
         batch_size=spec["batch_size"],
         backend=spec["backend"],
         dropout=spec.get("dropout"),
+        rules={"dropout_draw": spec["dropout_draw"]} if spec.get("dropout_draw") else {},
+        initial_train_samples=spec.get("initial_train_samples"),
     )
     marks: dict[str, Any] = {"handed": [], "last_batch": {}, "batches": {}}
 
@@ -263,6 +270,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=100)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--dropout", type=float, default=None, help="default: the recipe's (0.3)")
+    ap.add_argument("--dropout-draw", default=None, help="default: the recipe's (torch-bernoulli)")
+    ap.add_argument("--initial-train-samples", type=int, default=None, help="default: all")
     ap.add_argument("--timeout", type=float, default=None, help="seconds per configuration")
     ap.add_argument("--report-every", type=int, default=50, help="a progress line every N batches (stderr)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -276,6 +285,8 @@ def main() -> None:
         f"sparse_train_bench: parts {','.join(parts)}, {args.epochs} epoch(s)"
         + (f" of {args.batches} batches" if args.batches else "")
         + (f", dropout {args.dropout}" if args.dropout is not None else ", the recipe's dropout (0.3)")
+        + f", dropout draw {args.dropout_draw or 'torch-bernoulli (the recipe)'}"
+        + (f", step 0 train metrics on {args.initial_train_samples} samples" if args.initial_train_samples else "")
         + f", batch {args.batch_size}, torch threads {args.threads}, load average {os.getloadavg()[0]:.2f}",
         flush=True,
     )
@@ -292,6 +303,8 @@ def main() -> None:
                 batch_size=args.batch_size,
                 threads=args.threads,
                 dropout=args.dropout,
+                dropout_draw=args.dropout_draw,
+                initial_train_samples=args.initial_train_samples,
                 report_every=args.report_every,
             )
             r = run_child(spec, args.timeout)

@@ -312,6 +312,7 @@ class Workspace:
         queue: int | None = None,
         threads: int | None = None,
         backend: Backend | str = "auto",
+        initial_train_samples: int | None = None,
         progress: Callable[[dict], None] | None = None,
     ) -> dict:
         """Train an MLP and store every snapshot: creates the run, records it, marks how it ended.
@@ -344,6 +345,7 @@ class Workspace:
             rigl_end=rigl_end,
             threads=threads,
             backend=choice(Backend, backend, "backend").value,
+            initial_train_samples=initial_train_samples,
         )
         bar: Any = contextlib.nullcontext(progress or (lambda _event: None))
         if progress is None and self.console:

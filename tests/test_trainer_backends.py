@@ -96,8 +96,10 @@ def test_one_update_removes_and_grows_the_same_positions_on_both_backends(method
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("method", ["set", "rigl"])
-def test_a_short_digits_run_is_the_same_run_on_both_backends(method):
+@pytest.mark.parametrize(
+    "method, dropout_draw", [("set", "torch-bernoulli"), ("set", "counter-hash"), ("rigl", "torch-bernoulli")]
+)
+def test_a_short_digits_run_is_the_same_run_on_both_backends(method, dropout_draw):
     data = load_dataset("digits")
     runs = {}
     for backend in ("masked", "sparse"):
@@ -113,6 +115,8 @@ def test_a_short_digits_run_is_the_same_run_on_both_backends(method):
             backend=backend,
             delta_t=20,
             lr=0.05,
+            dropout=0.3,
+            rules={"dropout_draw": dropout_draw},
         )
         train(config, data, snaps.append, "r")
         runs[backend] = snaps

@@ -133,3 +133,29 @@ def test_bad_settings_are_user_errors(digits):
         train(_config("set", epochs=0), digits, lambda s: None, "r")
     with pytest.raises(ConfigError, match="dropout"):
         train(_config("set", dropout=1.0), digits, lambda s: None, "r")
+
+
+def test_initial_train_samples_evaluates_step_0_on_the_first_samples_and_changes_nothing_else(digits):
+    from sparsetopo.trainer.loop import evaluate
+
+    seen = {}
+
+    def progress(event):
+        if event["kind"] == "start":  # the untrained model, before step 0 is evaluated
+            x = torch.from_numpy(np.ascontiguousarray(digits.inputs("unit-range")[0][:50]))
+            y = torch.from_numpy(np.ascontiguousarray(digits.y_train[:50]))
+            event["model"].eval()
+            seen["first_50"] = evaluate(event["model"], x, y, 1000)
+
+    part, full = [], []
+    train(_config("set", epochs=2, initial_train_samples=50), digits, part.append, "r", progress)
+    train(_config("set", epochs=2), digits, full.append, "r")
+    step0 = part[0].metrics
+    assert (step0["train_loss"], step0["train_accuracy"]) == pytest.approx(seen["first_50"], rel=1e-6)
+    assert step0["train_loss"] != full[0].metrics["train_loss"]
+    assert step0["test_loss"] == full[0].metrics["test_loss"]  # the test set is always evaluated whole
+    for a, b in zip(part[1:], full[1:]):
+        assert a.metrics == b.metrics
+        assert all((ma != mb).nnz == 0 for ma, mb in zip(a.layers, b.layers))
+    with pytest.raises(ConfigError, match="initial_train_samples"):
+        train(_config("set", initial_train_samples=0), digits, lambda s: None, "r")

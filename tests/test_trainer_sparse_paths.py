@@ -23,7 +23,7 @@ from sparsetopo.trainer.algorithms import (
 )
 from sparsetopo.trainer.data import load_dataset
 from sparsetopo.trainer.loop import TrainConfig, choose_backend, make_optimizer, train
-from sparsetopo.trainer.model import SparseMLP, dropout_row_major, to_snapshot
+from sparsetopo.trainer.model import SparseMLP, to_snapshot
 from sparsetopo.trainer.recipes import RECIPES
 from sparsetopo.trainer.sparse import (
     complement,
@@ -314,15 +314,6 @@ def test_auto_picks_sparse_when_the_masked_copies_would_exceed_the_budget(monkey
     monkeypatch.setattr(loop, "MASKED_MEMORY_BUDGET", 100 * 100 * loop.MASKED_BYTES_PER_POSITION - 1)
     assert choose_backend("auto", half) == "sparse"
     assert choose_backend("auto", [SparseStructure.from_mask(half[0]), None]) == "sparse"
-
-
-def test_dropout_row_major_is_f_dropout_bit_for_bit_in_any_layout():
-    x = torch.randn(50, 70)
-    torch.manual_seed(3)
-    want = F.dropout(x, 0.3, True)
-    torch.manual_seed(3)
-    got = dropout_row_major(x.t().contiguous().t(), 0.3)
-    assert torch.equal(got, want) and got.stride() == (1, 50)
 
 
 @pytest.mark.parametrize("method, recipe", [("set", None), ("set", "sparsetopo-v0"), ("rigl", None)])

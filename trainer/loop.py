@@ -66,6 +66,9 @@ class TrainConfig:
     delta_t: int = 100  # RigL: batches between updates
     rigl_end: float = 0.75  # RigL: fraction of training after which the topology is frozen
     eval_batch_size: int = 1000
+    # Step 0's training loss and accuracy from the first N training samples (None: all of them).
+    # Later steps report the running mean over the batches trained, as Keras's fit does.
+    initial_train_samples: int | None = None
     threads: int | None = None  # torch CPU threads; results are bit-identical only for the same count
     backend: str = "auto"  # masked, sparse, or auto (see choose_backend)
     # Layers with more positions are drawn and updated on connection lists (trainer/sparse.py);
@@ -98,6 +101,8 @@ class TrainConfig:
             raise ConfigError(f"threads must be at least 1; got {self.threads}")
         if self.epsilon <= 0:
             raise ConfigError(f"epsilon must be positive; got {self.epsilon}")
+        if self.initial_train_samples is not None and self.initial_train_samples < 1:
+            raise ConfigError(f"initial_train_samples must be at least 1; got {self.initial_train_samples}")
         if self.dense_limit is not None and self.dense_limit < 0:
             raise ConfigError(f"dense_limit must not be negative; got {self.dense_limit}")
         if self.backend not in ("auto", *BACKENDS):
@@ -284,6 +289,7 @@ def train(
         sizes,
         topologies,
         dropout=recipe.dropout,
+        dropout_draw=recipe.dropout_draw,
         generator=init_gen,
         weight_init=recipe.weight_init,
         mask_initial_weights=not recipe.first_batch_dense,
@@ -326,7 +332,8 @@ def train(
         sink(snap)
 
     progress({"kind": "start", "epochs": config.epochs, "batches": n_batches, "architecture": sizes, "model": model})
-    emit(0, *evaluate(model, x_train, y_train, config.eval_batch_size, loss_fn))
+    n_initial = len(x_train) if config.initial_train_samples is None else config.initial_train_samples
+    emit(0, *evaluate(model, x_train[:n_initial], y_train[:n_initial], config.eval_batch_size, loss_fn))
 
     t = 0  # batches seen so far
     applied = 0  # optimizer steps applied so far

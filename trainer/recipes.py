@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import TypedDict
 
+from .dropout import DROPOUT_DRAWS
 from .errors import ConfigError
 
 # Allowed values of each rule; the first entry of no rule is special.
@@ -41,6 +42,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "loss": ("cross-entropy", "mse-sigmoid-reference"),
     "inputs": ("unit-range", "per-feature-standardise", "global-standardise"),
     "er_sampling": ("bernoulli", "with-replacement", "exact"),
+    "dropout_draw": DROPOUT_DRAWS,
 }
 BOOL_RULES = (
     "momentum_reset_each_epoch",
@@ -80,6 +82,9 @@ class Recipe:
     lr: float
     momentum: float
     weight_decay: float
+    # How dropout masks are drawn: the same distribution either way (trainer/dropout.py).
+    # No reference fixes a random stream; torch-bernoulli is F.dropout's, counter-hash the fast one.
+    dropout_draw: str = "torch-bernoulli"
 
     def rules(self) -> dict:
         """Every rule as a flat scalar, for the Run node."""

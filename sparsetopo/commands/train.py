@@ -74,6 +74,13 @@ def train(
         "at the connections) or auto (sparse when the sparse layers are at most 5 % full or would need more "
         "than 4 GiB as masked matrices).",
     ),
+    initial_train_samples: Optional[int] = typer.Option(
+        None,
+        "--initial-train-samples",
+        min=1,
+        help="Step 0's training metrics from the first N training samples (default: all; later steps report "
+        "the running mean over the batches trained).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     as_json: bool = json_option('{"run_id", "dataset_source", "seconds", "stored", "steps": [...]}'),
 ) -> None:
@@ -106,6 +113,7 @@ def train(
             queue=queue,
             threads=threads,
             backend=backend,
+            initial_train_samples=initial_train_samples,
             progress=(lambda _event: None) if quiet else None,
         )
     if as_json:
