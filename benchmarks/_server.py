@@ -23,6 +23,7 @@ def benchmark_store():
     try:
         settings = server.start(bolt_port=free_port(), http_port=free_port())
         with GraphStore.connect(settings) as store:
+            store.bench_server_pid = server.pid  # for benchmarks that read the server's CPU and GC time
             yield store
     finally:
         server.stop()

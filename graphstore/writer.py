@@ -140,6 +140,16 @@ def column(values) -> Column:
     return Column(values.tolist() if isinstance(values, np.ndarray) else values)
 
 
+def finishing_rounds(layer_synapses: list[int]) -> list[list[int]]:
+    """The layers `finish` may work on at once, round after round: layers of one parity share no
+    neuron (layer k joins neuron layers k and k+1), largest first so a round ends in parallel."""
+    rounds = []
+    for parity in (0, 1):
+        layers = range(parity, len(layer_synapses), 2)
+        rounds.append(sorted(layers, key=lambda k: -layer_synapses[k]))
+    return [r for r in rounds if r]
+
+
 def _slices(n: int):
     for lo in range(0, n, BATCH):
         yield lo, min(n, lo + BATCH)
@@ -533,37 +543,36 @@ class SnapshotWriter:
     def finish(self, run_id: str, workers: int = FINISH_WORKERS) -> None:
         """Give every synapse still alive its latest weight (dead ones got theirs when they died).
 
-        Idempotent, so it runs as independent transactions of up to CHUNK synapses on `workers`
-        sessions at once: it runs after training, when the cores are free (timings: CHANGELOG.md;
-        benchmarks/train_bench.py reports the finish time)."""
+        Idempotent, so it runs as independent transactions of up to CHUNK synapses on up to
+        `workers` sessions at once: it runs after training, when the cores are free (timings:
+        CHANGELOG.md; benchmarks/train_bench.py reports the finish time). Setting a relationship's
+        property locks its neurons too, so two sessions on one layer, or on layers k and k+1
+        (which share layer k+1's neurons), deadlock and retry; concurrent sessions therefore only
+        ever work on layers of the same parity (no neuron in common), one session per layer."""
         cursor = self.cursor(run_id)
         if not cursor.layers:
             return
-        ids = np.concatenate([state.synapse_ids for state in cursor.layers])
-        weights = np.concatenate([state.weights for state in cursor.layers])
-        parts = [(lo, min(lo + CHUNK, ids.size)) for lo in range(0, ids.size, CHUNK)]
 
-        def set_part(part):
-            lo, hi = part
-
+        def set_part(ids: np.ndarray, weights: np.ndarray) -> None:
             def work(tx):
                 # Checked without locking the Run: the finishing sessions run in parallel.
                 self.lease.check(tx, run_id)
-                for a, b in _slices(hi - lo):
-                    _run_counted(
-                        tx,
-                        SET_LATEST_WEIGHT,
-                        column(ids[lo + a : lo + b]),
-                        w=column(weights[lo + a : lo + b]),
-                        run=run_id,
-                    )
+                for a, b in _slices(ids.size):
+                    _run_counted(tx, SET_LATEST_WEIGHT, column(ids[a:b]), w=column(weights[a:b]), run=run_id)
 
             with self.driver.session(database=self.database) as session:
                 session.execute_write(work)
 
-        if len(parts) <= 1 or workers <= 1:
-            for part in parts:
-                set_part(part)
+        def set_layer(k: int) -> None:
+            state = cursor.layers[k]
+            for lo in range(0, state.synapse_ids.size, CHUNK):
+                set_part(state.synapse_ids[lo : lo + CHUNK], state.weights[lo : lo + CHUNK])
+
+        rounds = finishing_rounds([state.synapse_ids.size for state in cursor.layers])
+        if workers <= 1:
+            for k in range(len(cursor.layers)):
+                set_layer(k)
             return
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(set_part, parts))  # re-raises the first failure
+            for layers in rounds:
+                list(pool.map(set_layer, layers))  # re-raises the first failure

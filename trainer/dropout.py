@@ -10,8 +10,8 @@ They differ in the random stream, and in cost:
 - counter-hash: unit (b, j) of a call is kept when the top 24 bits of SplitMix64's output
   number b * n + j, in a stream seeded by one draw from torch's global generator, are below
   round((1 - p) * 2^24). Counter-based, so the mask is computed in the same pass as the ReLU and
-  the scaling, in either memory layout, and recomputed in the backward pass instead of stored.
-  ~1 ns per unit. The keep probability is (1 - p) rounded to a multiple of 2^-24.
+  the scaling, in either memory layout; the backward pass reads the output instead of a stored
+  mask. Under 1 ns per unit. The keep probability is (1 - p) rounded to a multiple of 2^-24.
 Either way, given the same kept units, the outputs and gradients are bit-identical
 (ReLU's gradient where the input is > 0, times the same float32 scale).
 """
