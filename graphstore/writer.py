@@ -140,14 +140,25 @@ def column(values) -> Column:
     return Column(values.tolist() if isinstance(values, np.ndarray) else values)
 
 
-def finishing_rounds(layer_synapses: list[int]) -> list[list[int]]:
-    """The layers `finish` may work on at once, round after round: layers of one parity share no
-    neuron (layer k joins neuron layers k and k+1), largest first so a round ends in parallel."""
-    rounds = []
-    for parity in (0, 1):
-        layers = range(parity, len(layer_synapses), 2)
-        rounds.append(sorted(layers, key=lambda k: -layer_synapses[k]))
-    return [r for r in rounds if r]
+def finishing_rounds(layer_synapses: list[int], input_groups: list[int] | None = None) -> list[list[int]]:
+    """The layers `finish` may work on at once, round after round: no two layers of a round share a
+    neuron group (layer k joins its input group, k in a chain, with group k + 1). Greedy in layer
+    order, which gives a chain its two rounds of even and odd layers; largest first within a round
+    so it ends with small layers in parallel."""
+    inputs = list(range(len(layer_synapses))) if input_groups is None else list(input_groups)
+    rounds: list[list[int]] = []
+    used: list[set[int]] = []
+    for k in range(len(layer_synapses)):
+        groups = {inputs[k], k + 1}
+        for r, taken in enumerate(used):
+            if not groups & taken:
+                rounds[r].append(k)
+                taken |= groups
+                break
+        else:
+            rounds.append([k])
+            used.append(set(groups))
+    return [sorted(r, key=lambda k: -layer_synapses[k]) for r in rounds]
 
 
 def _slices(n: int):
@@ -548,7 +559,7 @@ class SnapshotWriter:
         CHANGELOG.md; benchmarks/train_bench.py reports the finish time). Setting a relationship's
         property locks its neurons too, so two sessions on one layer, or on layers k and k+1
         (which share layer k+1's neurons), deadlock and retry; concurrent sessions therefore only
-        ever work on layers of the same parity (no neuron in common), one session per layer."""
+        ever work on layers with no neuron in common (finishing_rounds), one session per layer."""
         cursor = self.cursor(run_id)
         if not cursor.layers:
             return

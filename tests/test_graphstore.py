@@ -394,3 +394,9 @@ def test_finishing_never_runs_layers_that_share_neurons_at_once():
         for r in rounds:
             assert all(abs(a - b) > 1 for a in r for b in r if a != b)
     assert finishing_rounds([5, 9, 7, 1]) == [[2, 0], [1, 3]]
+    # a layer fed by layer 0's outputs (group 1, like a shortcut) meets neither layer 0 nor layer 1
+    rounds = finishing_rounds([5, 5, 5, 5], input_groups=[0, 1, 2, 1])
+    groups = {0: {0, 1}, 1: {1, 2}, 2: {2, 3}, 3: {1, 4}}
+    for r in rounds:
+        assert all(not groups[a] & groups[b] for a in r for b in r if a != b)
+    assert sorted(k for r in rounds for k in r) == [0, 1, 2, 3]
