@@ -561,7 +561,8 @@ class SnapshotWriter:
         (which share layer k+1's neurons), deadlock and retry; concurrent sessions therefore only
         ever work on layers with no neuron in common (finishing_rounds), one session per layer."""
         cursor = self.cursor(run_id)
-        if not cursor.layers:
+        states = cursor.layers
+        if not states:
             return
 
         def set_part(ids: np.ndarray, weights: np.ndarray) -> None:
@@ -575,13 +576,13 @@ class SnapshotWriter:
                 session.execute_write(work)
 
         def set_layer(k: int) -> None:
-            state = cursor.layers[k]
+            state = states[k]
             for lo in range(0, state.synapse_ids.size, CHUNK):
                 set_part(state.synapse_ids[lo : lo + CHUNK], state.weights[lo : lo + CHUNK])
 
-        rounds = finishing_rounds([state.synapse_ids.size for state in cursor.layers])
+        rounds = finishing_rounds([state.synapse_ids.size for state in states])
         if workers <= 1:
-            for k in range(len(cursor.layers)):
+            for k in range(len(states)):
                 set_layer(k)
             return
         with ThreadPoolExecutor(max_workers=workers) as pool:
