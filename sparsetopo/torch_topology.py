@@ -103,10 +103,6 @@ def model_layers(model, masks: dict | None = None, dataflow: Any = TRACE) -> lis
     layers = []
     convolutional = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
     for name, module in model.named_modules():
-        if isinstance(module, convolutional) and module.groups != 1:
-            raise TorchTopologyError(
-                f"module '{name}' is a grouped convolution (groups={module.groups}); only groups=1 can be recorded"
-            )
         if not isinstance(module, (nn.Linear, *convolutional)):
             continue
         with torch.no_grad():
@@ -131,6 +127,9 @@ def model_layers(model, masks: dict | None = None, dataflow: Any = TRACE) -> lis
             raise TorchTopologyError(
                 f"the mask of '{name}' has shape {tuple(mask.shape)}, its weight {tuple(weight.shape)}"
             )
+        groups = int(getattr(module, "groups", 1))
+        if groups > 1:  # every input channel gets its rows; positions across groups are no connections
+            weight, mask = _ungrouped(weight, groups), _ungrouped(mask, groups)
         layers.append(TorchLayer(name, weight.copy(), mask, bias, source))
     if masks:
         known = {layer.name for layer in layers} | {f"{layer.name}.weight" for layer in layers}
@@ -148,6 +147,19 @@ def model_layers(model, masks: dict | None = None, dataflow: Any = TRACE) -> lis
     else:
         layers = _traced(layers, dataflow)
     return layers
+
+
+def _ungrouped(values: np.ndarray, groups: int) -> np.ndarray:
+    """A grouped convolution's (out, in / groups, *kernel) array as the (out, in, *kernel) array of the
+    dense convolution it is a part of: output channel o of group g = o // (out / groups) sees input
+    channels g * (in / groups) ... (g + 1) * (in / groups) - 1; zero (False) everywhere else."""
+    out, per_group = values.shape[:2]
+    per_out = out // groups
+    full = np.zeros((out, per_group * groups, *values.shape[2:]), dtype=values.dtype)
+    for g in range(groups):
+        rows = slice(g * per_out, (g + 1) * per_out)
+        full[rows, g * per_group : (g + 1) * per_group] = values[rows]
+    return full
 
 
 def _set_kernel(layer: TorchLayer) -> None:

@@ -75,9 +75,6 @@ def test_a_masked_in_zero_weight_is_a_connection_and_masks_come_in_order():
     assert layers[1].matrix().nnz == 15
     with pytest.raises(TorchTopologyError, match="masks name no nn.Linear or convolution of the model: fc9"):
         model_layers(model, masks={"fc9": explicit})
-    grouped = nn.Sequential(nn.Conv2d(4, 4, 3, groups=2), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
-    with pytest.raises(TorchTopologyError, match="grouped convolution"):
-        model_layers(grouped)
 
 
 def test_a_sparsifier_parametrization_is_read_as_its_mask():
