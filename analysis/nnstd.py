@@ -53,7 +53,10 @@ class NNSTDResult:
     chained: list[bool] = field(default_factory=list)  # per layer: inputs matched (see the module docstring)
 
     def to_dict(self) -> dict:
-        return {"distance": self.distance, "layers": list(self.layers), "chained": list(self.chained)}
+        out = {"distance": self.distance, "layers": list(self.layers)}
+        if not all(self.chained):  # only where some layer was compared unrelabelled: a chain's is as before
+            out["chained"] = list(self.chained)
+        return out
 
 
 Network = Sequence[sp.spmatrix | np.ndarray]

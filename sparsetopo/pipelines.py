@@ -55,8 +55,8 @@ def nnstd_evolution(
 
     The reference plays network A. Each relationship's purpose is `purpose`, by default
     "evolution-initial" or "evolution-previous". Returns one row per compared snapshot: step,
-    epoch, reference_step, distance, layers, chained (per layer: relabelled by its
-    producer's matching, or layer 0; False for a layer compared as it is).
+    epoch, reference_step, distance, layers, and chained (per layer: False for a layer compared as
+    it is, without a producer) when some layer does not chain.
     """
     from sparsetopo.analysis.nnstd import evolution_pairs
     from sparsetopo.analysis.nnstd_parallel import nnstd_pairs
@@ -100,7 +100,7 @@ def nnstd_evolution(
                 "reference_step": steps[i],
                 "distance": r.distance,
                 "layers": r.layers,
-                "chained": r.chained,
             }
+            | ({} if all(r.chained) else {"chained": r.chained})
         )
     return rows

@@ -228,6 +228,8 @@ def test_a_pruned_residual_cnn_loop_is_stored_with_its_producers(store, cli, neo
     assert pair.exit_code == 0, pair.stderr
     result = json.loads(pair.stdout)
     assert result["chained"] == [True, True, True, True, False] and 0 < result["distance"] < 1
+    evolution = json.loads(cli("nnstd", "evolution", "res-loop", "--json").stdout)
+    assert [r["chained"] for r in evolution] == [[True, True, True, True, False]] * 2
     table = cli("nnstd", "pair", "res-loop@0", "res-loop@2")
     assert "no (not relabelled)" in table.stdout
     # paths follow the chain that ends at the head; it starts at the sum

@@ -66,6 +66,7 @@ def test_nnstd_relabels_every_consumer_by_its_producer_and_leaves_unchained_laye
 
 def test_a_chain_keeps_its_statistics_and_a_branching_network_counts_paths_along_the_last_chain():
     chain = [sp.csr_matrix(_distinct_columns(5, 4)), sp.csr_matrix(_distinct_columns(4, 3))]
+    assert list(nnstd(chain, chain).to_dict()) == ["distance", "layers"]  # a chain's result is as before
     plain = network_statistics(chain)
     assert "flow_layers" not in plain and plain["n_neurons"] == 12
     net = _branching()

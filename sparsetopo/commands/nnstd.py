@@ -49,7 +49,7 @@ def pair(
     tie_sensitivity: bool = typer.Option(
         False, "--tie-sensitivity", help="Also report how layer distances move across several optimal matchings."
     ),
-    as_json: bool = json_option('{"distance", "layers": [...], "chained": [...]} (and "tie_sensitivity")'),
+    as_json: bool = json_option('{"distance", "layers": [...]} (and "chained", "tie_sensitivity")'),
 ) -> None:
     """NNSTD between two networks: the network distance and one distance per layer."""
     from ..output import emit
@@ -61,7 +61,7 @@ def pair(
         return
     report = result.get("tie_sensitivity")
     rows = [{"layer": k, "distance": d} for k, d in enumerate(result["layers"])]
-    if not all(result["chained"]):  # say which layers were compared without relabelling
+    if "chained" in result:  # say which layers were compared without relabelling
         for row, chained in zip(rows, result["chained"]):
             row["chained"] = "yes" if chained else "no (not relabelled)"
     rows.append({"layer": "network (mean)", "distance": result["distance"]})
@@ -85,7 +85,7 @@ def matrix(
     figure: Optional[Path] = _figure_option("a heatmap (the paper's Figure 4 style)"),
     executor: Executor = executor_option(),
     ray_address: Optional[str] = ray_address_option(),
-    as_json: bool = json_option('{"labels": [...], "distance": [[...]], "layers": [[[...]]], "chained": [...]}'),
+    as_json: bool = json_option('{"labels": [...], "distance": [[...]], "layers": [[[...]]]} (and "chained")'),
     as_csv: bool = typer.Option(False, "--csv", help="Print the distance matrix as CSV."),
 ) -> None:
     """All-pairs NNSTD among networks, computed in parallel: symmetric, zero diagonal."""
