@@ -230,6 +230,17 @@ def test_a_pruned_residual_cnn_loop_is_stored_with_its_producers(store, cli, neo
     assert result["chained"] == [True, True, True, True, False] and 0 < result["distance"] < 1
     evolution = json.loads(cli("nnstd", "evolution", "res-loop", "--json").stdout)
     assert [r["chained"] for r in evolution] == [[True, True, True, True, False]] * 2
+    # a copy of the last step with permuted channels, recorded as its own run: at 0 where chaining
+    # allows it (stem, conv1 and their consumers), not at the head, which reads the permuted sum
+    g = torch.Generator().manual_seed(11)
+    p_stem, p_conv1, p_sum = (torch.randperm(n, generator=g) for n in (6, 8, 8))
+    twin_masks = _permuted_masks(model, p_stem, p_conv1, p_sum)
+    with sparsetopo.record(_model(4), "res-twin", masks=twin_masks, settings=neo4j_server.settings()) as rec:
+        rec.snapshot()
+    assert store.read_snapshot("res-twin", 0).producers == PRODUCERS
+    twin = json.loads(cli("nnstd", "pair", "res-loop@2", "res-twin@0", "--json").stdout)
+    assert twin["layers"][:4] == [0.0] * 4 and twin["layers"][4] > 0
+    assert twin["chained"] == [True, True, True, True, False]
     table = cli("nnstd", "pair", "res-loop@0", "res-loop@2")
     assert "no (not relabelled)" in table.stdout
     # paths follow the chain that ends at the head; it starts at the sum
