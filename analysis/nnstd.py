@@ -17,6 +17,11 @@ another one, so downstream layers can differ (see `tie_sensitivity`).
 
 Networks of different widths are allowed: unmatched neurons cost 1 and a layer's
 distance is divided by the larger width.
+
+Layers that do not chain (a LayerStack's producers, sparsetopo.topology): a layer's rows are
+relabelled by its producer's permutation (several layers may read one producer), and a layer
+without a producer is compared as it is, without relabelling. The result's `chained` says, per
+layer, whether its inputs are matched ones: the network's inputs (layer 0) or a producer's outputs.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import UserError
-from ..topology import LayerStack, check_chain, connection_mask, expand_permutation, taps_of
+from ..topology import LayerStack, check_chain, connection_mask, expand_permutation, producers_of, taps_of
 from .assignment import exact_layer, sparse_layer
 
 METHODS = ("exact", "sparse")
@@ -45,9 +50,13 @@ class NNSTDResult:
     layers: list[float]
     method: str = "exact"
     permutations: list[np.ndarray] = field(default_factory=list, repr=False)
+    chained: list[bool] = field(default_factory=list)  # per layer: inputs matched (see the module docstring)
 
     def to_dict(self) -> dict:
-        return {"distance": self.distance, "layers": list(self.layers)}
+        out = {"distance": self.distance, "layers": list(self.layers)}
+        if not all(self.chained):  # only where some layer was compared unrelabelled: a chain's is as before
+            out["chained"] = list(self.chained)
+        return out
 
 
 Network = Sequence[sp.spmatrix | np.ndarray]
@@ -57,7 +66,7 @@ def masks_of(network: Network, name: str = "network") -> list[sp.csc_matrix]:
     """Connection masks (CSC, int32) of a network, checking that its layers chain (a LayerStack
     of convolutional layers keeps its taps)."""
     check_chain(network, name, NNSTDError)
-    return LayerStack([connection_mask(m) for m in network], taps_of(network))
+    return LayerStack([connection_mask(m) for m in network], taps_of(network), producers_of(network))
 
 
 def check_comparable(masks_a: list[sp.csc_matrix], masks_b: list[sp.csc_matrix]) -> None:
@@ -65,6 +74,36 @@ def check_comparable(masks_a: list[sp.csc_matrix], masks_b: list[sp.csc_matrix])
         raise NNSTDError(f"the networks have different numbers of layers ({len(masks_a)} and {len(masks_b)})")
     if masks_a[0].shape[0] != masks_b[0].shape[0]:
         raise NNSTDError(f"the networks have different input sizes ({masks_a[0].shape[0]} and {masks_b[0].shape[0]})")
+    if producers_of(masks_a) != producers_of(masks_b):
+        raise NNSTDError(
+            f"the networks' layers are wired differently (producers {_shown(producers_of(masks_a))} and "
+            f"{_shown(producers_of(masks_b))})"
+        )
+
+
+def _shown(producers) -> list:
+    return ["input" if p is None else p for p in producers]
+
+
+def chained_layers(masks: Sequence) -> list[bool]:
+    """Per layer: are its inputs matched ones, the network's inputs (layer 0) or a producer's outputs?"""
+    return [k == 0 or p is not None for k, p in enumerate(producers_of(masks))]
+
+
+def _producers_first(producers: Sequence[int | None]) -> list[int]:
+    """Layer indices ordered so that each layer's producer comes before it (0, 1, ... for a chain)."""
+    order: list[int] = []
+    done: set[int] = set()
+    for k in range(len(producers)):
+        climb = []
+        j: int | None = k
+        while j is not None and j not in done:
+            climb.append(j)
+            j = producers[j]
+        for i in reversed(climb):
+            done.add(i)
+            order.append(i)
+    return order
 
 
 def _pad_rows(mask: sp.csc_matrix, n: int) -> sp.csc_matrix:
@@ -94,20 +133,22 @@ def nnstd_masks(
     if taps != taps_of(masks_b):
         raise NNSTDError(f"the networks' layers have different taps ({list(taps)} and {list(taps_of(masks_b))})")
     solve = exact_layer if method == "exact" else sparse_layer
+    producers = producers_of(masks_a)
     distances = np.zeros(len(masks_a))
-    perms = []
-    perm = None
-    for k, (a, b) in enumerate(zip(masks_a, masks_b)):
-        if perm is not None:
+    perms: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * len(masks_a)
+    for k in _producers_first(producers):
+        a, b, j = masks_a[k], masks_b[k], producers[k]
+        if j is not None:
             # a convolution's rows are (input channel, tap): the channels move as blocks of taps
-            rows = expand_permutation(perm, taps[k])
+            rows = expand_permutation(perms[j], taps[k])
             a = _pad_rows(a, len(rows))
             b = _relabel_rows(b, rows)
-        matched, perm = solve(a, b, tie_break)
+        elif a.shape[0] != b.shape[0]:  # unchained inputs of networks of different widths
+            a, b = _pad_rows(a, max(a.shape[0], b.shape[0])), _pad_rows(b, max(a.shape[0], b.shape[0]))
+        matched, perms[k] = solve(a, b, tie_break)
         # the authors' order of operations: one pairwise sum of the matched costs in row order, then / width
-        distances[k] = matched.sum() / len(perm)
-        perms.append(perm)
-    return NNSTDResult(float(np.mean(distances)), [float(d) for d in distances], method, perms)
+        distances[k] = matched.sum() / len(perms[k])
+    return NNSTDResult(float(np.mean(distances)), [float(d) for d in distances], method, perms, chained_layers(masks_a))
 
 
 def nnstd(network_a: Network, network_b: Network, method: str = "exact", tie_break: str = "default") -> NNSTDResult:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from .executors import Executor, PairsFailed, current, default_workers
-from .nnstd import METHODS, Network, NNSTDError, NNSTDResult, check_comparable, masks_of
+from .nnstd import METHODS, Network, NNSTDError, NNSTDResult, chained_layers, check_comparable, masks_of
 
 __all__ = ["NNSTDTaskError", "default_workers", "matrix_pairs", "nnstd_matrix", "nnstd_pairs"]
 
@@ -59,7 +59,10 @@ def nnstd_pairs(
         if len(exc.pairs) > 1:
             what = f"a task of {len(exc.pairs)} NNSTD pairs, from {what},"
         raise NNSTDTaskError(f"{what} failed in {exc.where}: {exc.error}", exc.details) from None
-    results = {(i, j): NNSTDResult(distance, layers, method) for i, j, distance, layers in values}
+    results = {
+        (i, j): NNSTDResult(distance, layers, method, chained=chained_layers(masks[i]))
+        for i, j, distance, layers in values
+    }
     return [results[(i, j)] for i, j in pairs]
 
 
@@ -76,7 +79,8 @@ def nnstd_matrix(
     names: Sequence[str] | None = None,
     executor: Executor | None = None,
 ) -> dict:
-    """All-pairs NNSTD: {"distance": (n, n) array, "layers": (n, n, L) array}, symmetric, zero diagonal.
+    """All-pairs NNSTD: {"distance": (n, n) array, "layers": (n, n, L) array, "chained": [bool per layer]},
+    symmetric, zero diagonal.
 
     Like the authors' script, each unordered pair is computed once, as
     NNSTD(networks[i], networks[j]) with i > j, and mirrored.
@@ -90,4 +94,5 @@ def nnstd_matrix(
     for (i, j), r in zip(pairs, results):
         distance[i, j] = distance[j, i] = r.distance
         layers[i, j] = layers[j, i] = r.layers
-    return {"distance": distance, "layers": layers}
+    chained = chained_layers(masks_of(networks[0], names[0] if names else "network 0")) if n else []
+    return {"distance": distance, "layers": layers, "chained": chained}

@@ -103,6 +103,7 @@ def _check(store, run_id: str, run: dict, repair: bool) -> tuple[list, list]:
         return problems, repaired
 
     life = _lifetimes(store, run_id)
+    _check_groups(problems, store, run_id, life, n_layers)
     orphans = int((~np.isin(life["born"], steps)).sum() + ((life["died"] >= 0) & ~np.isin(life["died"], steps)).sum())
     if orphans:
         _problem(
@@ -263,11 +264,56 @@ def _layer_taps(store, run_id: str, n_layers: int) -> list[int]:
     return taps
 
 
+def _layer_producers(store, run_id: str) -> dict[int, set]:
+    """Per layer, every producer its snapshots store (the writer keeps one per run)."""
+    from .model import read_producer
+
+    found: dict[int, set] = defaultdict(set)
+    for r in store.read(
+        "MATCH (l:LayerSnapshot {run_id: $run}) RETURN DISTINCT l.layer AS layer, l.producer AS producer",
+        {"run": run_id},
+    ):
+        found[r["layer"]].add(read_producer(r["layer"], r["producer"]))
+    return found
+
+
+def _check_groups(problems: list, store, run_id: str, life: dict, n_layers: int) -> None:
+    """Every synapse of layer k joins its input group (its producer's outputs) to layer k's outputs."""
+    from ..topology import input_groups
+
+    found = _layer_producers(store, run_id)
+    if any(len(found[k]) > 1 for k in range(n_layers)):
+        k = min(k for k in range(n_layers) if len(found[k]) > 1)
+        _problem(
+            problems,
+            None,
+            k,
+            f"the snapshots of layer {k} store different producers {sorted(found[k], key=str)}",
+            False,
+        )
+        return
+    producers = [next(iter(found[k])) if found[k] else (None if k == 0 else k - 1) for k in range(n_layers)]
+    groups = np.asarray(input_groups(producers), dtype=np.int64)
+    layer = life["layer"]
+    if not layer.size:
+        return
+    wrong = (life["src_layer"] != groups[layer]) | (life["dst_layer"] != layer + 1)
+    if wrong.any():
+        k = int(layer[wrong][0])
+        _problem(
+            problems,
+            None,
+            k,
+            f"{int(wrong.sum())} synapse(s) join neurons of other layers than their layer's inputs and outputs",
+            False,
+        )
+
+
 def _lifetimes(store, run_id: str) -> dict:
     rows = store.read(
         "MATCH (a:Neuron)-[s:SYNAPSE]->(b:Neuron) WHERE s.run_id = $run AND s.born IS NOT NULL "
         "RETURN collect(s.layer) AS layer, collect(a.index) AS i, collect(coalesce(s.tap, 0)) AS tap, "
-        "collect(b.index) AS j, collect(s.born) AS born, "
+        "collect(b.index) AS j, collect(s.born) AS born, collect(a.layer) AS src_layer, collect(b.layer) AS dst_layer, "
         "collect(coalesce(s.died, -1)) AS died, collect(coalesce(s.weight, 0.0 / 0.0)) AS weight, "
         "collect(id(s)) AS id",
         {"run": run_id},
@@ -282,6 +328,8 @@ def _lifetimes(store, run_id: str) -> dict:
         "layer": layer,
         "pos": row * n_out + np.asarray(rows["j"], dtype=np.int64),
         "born": np.asarray(rows["born"], dtype=np.int64),
+        "src_layer": np.asarray(rows["src_layer"], dtype=np.int64),
+        "dst_layer": np.asarray(rows["dst_layer"], dtype=np.int64),
         "died": np.asarray(rows["died"], dtype=np.int64),
         "weight": np.asarray(rows["weight"], dtype=np.float64),
         "id": np.asarray(rows["id"], dtype=np.int64),
@@ -290,10 +338,14 @@ def _lifetimes(store, run_id: str) -> dict:
 
 def _repair(store, run_id, run, counts_fix, evo_fix, weight_fix, sums, snaps) -> None:
     lease = store.writer.lease
-    n_cells = {}
-    arch = run["architecture"]
-    for k in range(len(arch) - 1):
-        n_cells[k] = arch[k] * arch[k + 1]
+    # a layer's positions are its matrix's: rows (input neuron, tap) by outputs, whatever its producer
+    n_cells = {
+        r["layer"]: r["n_in"] * r["n_out"]
+        for r in store.read(
+            "MATCH (l:LayerSnapshot {run_id: $run}) RETURN DISTINCT l.layer AS layer, l.n_in AS n_in, l.n_out AS n_out",
+            {"run": run_id},
+        )
+    }
     rows = []
     for (t, k), props in counts_fix.items():
         rows.append({"step": t, "layer": k, "props": props | {"density": props["nnz"] / n_cells[k]}})

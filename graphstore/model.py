@@ -16,7 +16,16 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..topology import LayerStack, TopologyError, check_chain, layer_sizes, taps_of
+from ..topology import (
+    LayerStack,
+    TopologyError,
+    check_chain,
+    is_chain,
+    layer_sizes,
+    neuron_groups,
+    producers_of,
+    taps_of,
+)
 
 
 def as_float32(values: Any, what: str) -> np.ndarray:
@@ -68,15 +77,25 @@ class Snapshot:
     metrics: dict[str, float] = field(default_factory=dict)
     epoch: int | None = None
     taps: list[int] | None = None  # rows per input neuron of each layer (convolutions; sparsetopo.topology)
+    # the layer whose outputs each layer reads (None: the network input, or no single layer's output)
+    producers: list[int | None] | None = None
+    # the shape of each layer's taps where known (a kernel's (kh, kw)); metadata, not topology
+    tap_shapes: list[list[int] | None] | None = None
 
     def __post_init__(self) -> None:
         where = f"step {self.step} of run '{self.run_id}'"
         if self.taps is None:
             self.taps = list(taps_of(self.layers))
         self.taps = [int(t) for t in self.taps]
+        if self.producers is None:
+            self.producers = list(producers_of(self.layers))
         self.layers = LayerStack(
-            [as_layer_matrix(m, f"layer {k} of {where}") for k, m in enumerate(self.layers)], self.taps
+            [as_layer_matrix(m, f"layer {k} of {where}") for k, m in enumerate(self.layers)],
+            self.taps,
+            self.producers,
         )
+        self.producers = list(self.layers.producers)
+        self.tap_shapes = _checked_tap_shapes(self.tap_shapes, self.taps, where)
         if not self.biases:
             self.biases = [None] * len(self.layers)
         self.biases = [
@@ -90,6 +109,15 @@ class Snapshot:
         return layer_sizes(self.layers)
 
     @property
+    def neuron_groups(self) -> list[int]:
+        """Neurons of each group: the architecture, then the input groups of unchained layers."""
+        return neuron_groups(self.layers)
+
+    @property
+    def chained(self) -> bool:
+        return is_chain(self.producers or [])
+
+    @property
     def n_synapses(self) -> int:
         return int(sum(m.nnz for m in self.layers))
 
@@ -97,6 +125,23 @@ class Snapshot:
     def density(self) -> float:
         possible = sum(m.shape[0] * m.shape[1] for m in self.layers)
         return self.n_synapses / possible if possible else 0.0
+
+
+def _checked_tap_shapes(shapes, taps: list[int], where: str) -> list[list[int] | None]:
+    if shapes is None:
+        return [None] * len(taps)
+    if len(shapes) != len(taps):
+        raise TopologyError(f"{len(shapes)} tap shapes given for the {len(taps)} layers of {where}")
+    out: list[list[int] | None] = []
+    for k, (shape, t) in enumerate(zip(shapes, taps)):
+        if shape is None:
+            out.append(None)
+            continue
+        shape = [int(d) for d in shape]
+        if not shape or any(d < 1 for d in shape) or int(np.prod(shape)) != t:
+            raise TopologyError(f"the tap shape {shape} of layer {k} of {where} does not hold its {t} taps")
+        out.append(shape)
+    return out
 
 
 @dataclass
@@ -126,3 +171,18 @@ def validate_layers(
         for k, (m, b) in enumerate(zip(layers, biases)):
             if b is not None and b.shape != (m.shape[1],):
                 raise TopologyError(f"bias of layer {k} has {b.size} values but the layer has {m.shape[1]} outputs")
+
+
+# A LayerSnapshot stores `producer` only where it differs from a chain's (layer k - 1; none for
+# layer 0), and -1 for "no producer" (Neo4j lists and Cypher comparisons have no use for null):
+# coalesce(l.producer, l.layer - 1) is every layer's producer, -1 meaning none.
+def stored_producer(layer: int, producer: int | None) -> int | None:
+    chain = None if layer == 0 else layer - 1
+    if producer == chain:
+        return None
+    return -1 if producer is None else producer
+
+
+def read_producer(layer: int, stored: int | None) -> int | None:
+    value = layer - 1 if stored is None else stored
+    return None if value < 0 else value

@@ -85,12 +85,22 @@ def read_snapshot_dir(path: str | Path, run_id: str = "", step: int = 0, epoch: 
                 f"{files[k]} declares shape {full.shape}, too large to hold in this machine's memory"
             ) from None
     taps = _read_taps(path, len(layers))
+    producers, shapes = _read_topology(path, len(layers))
     try:
-        validate_layers(LayerStack(layers, taps), biases)
+        validate_layers(LayerStack(layers, taps, producers), biases)
     except TopologyError as exc:
         raise NpzFormatError(f"{path}: {exc}") from None
     try:
-        return Snapshot(run_id=run_id, step=step, layers=layers, biases=biases, epoch=epoch, taps=taps)
+        return Snapshot(
+            run_id=run_id,
+            step=step,
+            layers=layers,
+            biases=biases,
+            epoch=epoch,
+            taps=taps,
+            producers=producers,
+            tap_shapes=shapes,
+        )
     except TopologyError as exc:
         raise NpzFormatError(f"{path}: {exc}") from None
 
@@ -154,15 +164,62 @@ def _read_taps(path: Path, n_layers: int) -> list[int]:
     return taps
 
 
+# Beside taps.json, only for layers that do not chain or whose tap shapes are known:
+# {"producers": [null, 0, 1, null, ...], "tap_shapes": [[3, 3], null, ...]} (either key may be absent).
+TOPOLOGY_FILE = "topology.json"
+
+
+def _read_topology(path: Path, n_layers: int) -> tuple[list[int | None] | None, list | None]:
+    import json
+
+    file = path / TOPOLOGY_FILE
+    if not file.exists():
+        return None, None
+    try:
+        data = json.loads(file.read_text())
+    except ValueError:
+        raise NpzFormatError(f"{file} is not JSON") from None
+    if not isinstance(data, dict):
+        raise NpzFormatError(f"{file} must hold an object with 'producers' and/or 'tap_shapes'")
+    producers, shapes = data.get("producers"), data.get("tap_shapes")
+
+    def _int(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if producers is not None and (
+        not isinstance(producers, list)
+        or len(producers) != n_layers
+        or not all(p is None or (_int(p) and p >= 0) for p in producers)
+    ):
+        raise NpzFormatError(f"{file}: 'producers' must list a layer index or null for each of the {n_layers} layers")
+    if shapes is not None and (
+        not isinstance(shapes, list)
+        or len(shapes) != n_layers
+        or not all(s is None or (isinstance(s, list) and all(_int(d) for d in s)) for s in shapes)
+    ):
+        raise NpzFormatError(
+            f"{file}: 'tap_shapes' must list a list of integers or null for each of the {n_layers} layers"
+        )
+    return producers, shapes
+
+
 def write_snapshot_dir(snapshot: Snapshot, out: str | Path) -> Path:
     """Write a snapshot in the paper's format; missing biases are written as zeros. A snapshot with
-    convolutional layers also gets taps.json (rows per input channel of each layer)."""
+    convolutional layers also gets taps.json (rows per input channel of each layer), one with layers
+    that do not chain or with known tap shapes topology.json (producers, tap shapes)."""
+    import json
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if any(t != 1 for t in snapshot.taps or []):
-        import json
-
         (out / TAPS_FILE).write_text(json.dumps(list(snapshot.taps or [])) + "\n")
+    topology: dict = {}
+    if not snapshot.chained:
+        topology["producers"] = list(snapshot.producers or [])
+    if any(s is not None for s in snapshot.tap_shapes or []):
+        topology["tap_shapes"] = list(snapshot.tap_shapes or [])
+    if topology:
+        (out / TOPOLOGY_FILE).write_text(json.dumps(topology) + "\n")
     for k, (m, b) in enumerate(zip(snapshot.layers, snapshot.biases)):
         bias = np.zeros(m.shape[1], dtype=np.float32) if b is None else b
         # The bias row keeps only its nonzeros; the weight rows keep every connection (stored zeros too).

@@ -178,9 +178,9 @@ _LIST = [
         "Every synapse lifetime into or out of one neuron, in order of birth.",
         "MATCH (n:Neuron {run_id: $run_id, layer: $layer, index: $index})\n"
         "CALL (n) {\n"
-        "  MATCH (n)-[s:SYNAPSE]->(o) RETURN 'out' AS direction, $layer + 1 AS other_layer, o.index AS other_index, s\n"
+        "  MATCH (n)-[s:SYNAPSE]->(o) RETURN 'out' AS direction, o.layer AS other_layer, o.index AS other_index, s\n"
         "  UNION ALL\n"
-        "  MATCH (n)<-[s:SYNAPSE]-(o) RETURN 'in' AS direction, $layer - 1 AS other_layer, o.index AS other_index, s\n"
+        "  MATCH (n)<-[s:SYNAPSE]-(o) RETURN 'in' AS direction, o.layer AS other_layer, o.index AS other_index, s\n"
         "}\n"
         "RETURN direction, other_layer, other_index, s.born AS born, s.died AS died,\n"
         "       s.weight_born AS weight_born, s.weight AS weight\n"

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 
 from .errors import UnknownRunError, UnknownSnapshotError
 from .lease import WRITER_STATE
-from .model import Snapshot
+from .model import Snapshot, read_producer
 
 # Properties of a Snapshot node that are not metrics.
 _SNAPSHOT_KEYS = {"run_id", "step", "epoch"}
@@ -25,7 +25,7 @@ def read_snapshot(driver, run_id: str, step: int, database: str | None = None) -
         "MATCH (s:Snapshot {run_id: $run, step: $step}) WHERE s.complete IS NULL "
         "OPTIONAL MATCH (s)-[:HAS_LAYER]->(l:LayerSnapshot) "
         "WITH s, l ORDER BY l.layer "
-        "RETURN properties(s) AS snapshot, collect(l {.layer, .n_in, .n_out, .positions, .weights, .bias, .taps}) AS layers",
+        "RETURN properties(s) AS snapshot, collect(l {.layer, .n_in, .n_out, .positions, .weights, .bias, .taps, .producer, .tap_shape}) AS layers",
         run=run_id,
         step=step,
         database_=database,
@@ -35,9 +35,11 @@ def read_snapshot(driver, run_id: str, step: int, database: str | None = None) -
             raise UnknownRunError(run_id)
         raise UnknownSnapshotError(run_id, step)
     props = dict(records[0]["snapshot"])
-    layers, biases, taps = [], [], []
+    layers, biases, taps, producers, shapes = [], [], [], [], []
     for layer in records[0]["layers"]:
         taps.append(layer["taps"] or 1)
+        producers.append(read_producer(layer["layer"], layer["producer"]))
+        shapes.append(layer["tap_shape"])
         n_in, n_out = layer["n_in"], layer["n_out"]
         positions = np.asarray(layer["positions"], dtype=np.int64)
         weights = np.asarray(layer["weights"], dtype=np.float64).astype(np.float32)
@@ -48,13 +50,24 @@ def read_snapshot(driver, run_id: str, step: int, database: str | None = None) -
     metrics.pop("n_synapses", None)
     metrics.pop("density", None)
     return Snapshot(
-        run_id=run_id, step=step, layers=layers, biases=biases, metrics=metrics, epoch=props.get("epoch"), taps=taps
+        run_id=run_id,
+        step=step,
+        layers=layers,
+        biases=biases,
+        metrics=metrics,
+        epoch=props.get("epoch"),
+        taps=taps,
+        producers=producers,
+        tap_shapes=shapes,
     )
 
 
 def snapshots_equal(a: Snapshot, b: Snapshot) -> bool:
-    """Same shapes, same connections, same float32 bits of every weight and bias."""
+    """Same shapes, taps and producers, same connections, same float32 bits of every weight and bias
+    (tap shapes are descriptive metadata, not compared)."""
     if a.architecture != b.architecture or list(a.taps or []) != list(b.taps or []):
+        return False
+    if list(a.producers or []) != list(b.producers or []):
         return False
     for ma, mb in zip(a.layers, b.layers):
         if ma.nnz != mb.nnz or not np.array_equal(ma.indptr, mb.indptr) or not np.array_equal(ma.indices, mb.indices):

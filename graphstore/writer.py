@@ -21,10 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ..topology import connection_keys
+from ..topology import connection_keys, input_groups
 from .errors import GraphStoreError, RunConflictError, RunInconsistentError, UnknownRunError, check_run_id
 from .lease import WriterLeases
-from .model import Snapshot
+from .model import Snapshot, read_producer, stored_producer
 
 
 def _env_int(name: str, default: int) -> int:
@@ -60,6 +60,7 @@ class RunCursor:
     last_step: int | None = None
     layers: list[LayerState] | None = None
     taps: list[int] | None = None  # of the last stored step's layers
+    producers: list[int | None] | None = None  # of the last stored step's layers
 
 
 @dataclass
@@ -216,7 +217,7 @@ class SnapshotWriter:
             return self.cursor(run_id)
         cursor = RunCursor(run_id, architecture, self._neuron_ids(run_id, architecture), last_step)
         if last_step is not None:
-            cursor.layers, cursor.taps = self._load_state(run_id, last_step, architecture)
+            cursor.layers, cursor.taps, cursor.producers = self._load_state(run_id, last_step, architecture)
         self._cursors[run_id] = cursor
         return cursor
 
@@ -228,16 +229,24 @@ class SnapshotWriter:
         )
         if not records:
             return []
-        ids = [[""] * size for size in architecture]
+        # the chain's groups by the architecture; the input groups of unchained layers by what is stored
+        sizes = list(architecture)
+        for r in records:
+            if r["layer"] >= len(architecture):
+                sizes.extend([0] * (r["layer"] + 1 - len(sizes)))
+                sizes[r["layer"]] = max(sizes[r["layer"]], r["index"] + 1)
+        ids = [[""] * size for size in sizes]
         for r in records:
             ids[r["layer"]][r["index"]] = r["id"]
         return ids
 
-    def _load_state(self, run_id: str, step: int, architecture: list[int]) -> tuple[list[LayerState], list[int]]:
+    def _load_state(
+        self, run_id: str, step: int, architecture: list[int]
+    ) -> tuple[list[LayerState], list[int], list[int | None]]:
         records, _, _ = self.driver.execute_query(
             "MATCH (l:LayerSnapshot {run_id: $run, step: $step}) "
-            "RETURN l.layer AS layer, l.positions AS positions, l.weights AS weights, coalesce(l.taps, 1) AS taps "
-            "ORDER BY layer",
+            "RETURN l.layer AS layer, l.positions AS positions, l.weights AS weights, coalesce(l.taps, 1) AS taps, "
+            "l.producer AS producer ORDER BY layer",
             run=run_id,
             step=step,
             database_=self.database,
@@ -257,6 +266,7 @@ class SnapshotWriter:
             database_=self.database,
         )
         taps = [r["taps"] for r in records]
+        producers = [read_producer(r["layer"], r["producer"]) for r in records]
         for r in opened:
             k = r["layer"]
             state = states[k]
@@ -267,7 +277,7 @@ class SnapshotWriter:
             raise RunInconsistentError(
                 f"run '{run_id}' is inconsistent: step {step} lists connections without an open synapse"
             )
-        return states, taps
+        return states, taps, producers
 
     # -- writing -----------------------------------------------------------------
     def write(self, snapshot: Snapshot) -> bool:
@@ -291,14 +301,20 @@ class SnapshotWriter:
             raise RunConflictError(
                 f"snapshot taps per layer {snapshot.taps} differ from run '{snapshot.run_id}''s {cursor.taps}"
             )
+        if cursor.producers is not None and list(snapshot.producers or []) != cursor.producers:
+            raise RunConflictError(
+                f"snapshot producers per layer {snapshot.producers} differ from run '{snapshot.run_id}''s "
+                f"{cursor.producers}"
+            )
         if cursor.last_step is not None and snapshot.step <= cursor.last_step:
             return self._check_already_stored(snapshot)
         diffs = [diff_layer(cursor.layers[k] if cursor.layers else None, m) for k, m in enumerate(snapshot.layers)]
         new_ids = [np.empty(int(d.new.sum()), dtype=np.int64) for d in diffs]
         changes = sum(ids.size + d.vanished_ids.size for ids, d in zip(new_ids, diffs))
         with self.driver.session(database=self.database, fetch_size=-1) as session:
-            if not cursor.neuron_ids or any("" in ids for ids in cursor.neuron_ids):
-                cursor.neuron_ids = self._ensure_neurons(session, snapshot.run_id, cursor.architecture)
+            groups = snapshot.neuron_groups
+            if [len(ids) for ids in cursor.neuron_ids] != groups or any("" in ids for ids in cursor.neuron_ids):
+                cursor.neuron_ids = self._ensure_neurons(session, snapshot.run_id, groups)
             if changes <= CHUNK:
                 cursor.neuron_ids = session.execute_write(self._single_tx, snapshot, cursor, diffs, new_ids)
             else:
@@ -313,6 +329,7 @@ class SnapshotWriter:
         cursor.layers = layers
         cursor.last_step = snapshot.step
         cursor.taps = list(snapshot.taps or [])
+        cursor.producers = list(snapshot.producers or [])
         return True
 
     def _single_tx(self, tx, snapshot, cursor, diffs, new_ids):
@@ -322,7 +339,7 @@ class SnapshotWriter:
             tx,
             snapshot.run_id,
             snapshot.step,
-            self._synapse_batches(diffs, cursor.architecture, neuron_ids, snapshot.taps),
+            self._synapse_batches(diffs, cursor.architecture, neuron_ids, snapshot.taps, snapshot.producers),
             new_ids,
         )
         return neuron_ids
@@ -337,7 +354,10 @@ class SnapshotWriter:
         cursor.neuron_ids = session.execute_write(self._fenced_head, snapshot, cursor, diffs)
         try:
             group, rows = [], 0
-            for batch in self._synapse_batches(diffs, cursor.architecture, cursor.neuron_ids, snapshot.taps):
+            batches = self._synapse_batches(
+                diffs, cursor.architecture, cursor.neuron_ids, snapshot.taps, snapshot.producers
+            )
+            for batch in batches:
                 group.append(batch)
                 rows += len(batch[3]["w"])
                 if rows >= CHUNK:
@@ -434,6 +454,8 @@ class SnapshotWriter:
             prev=cursor.last_step,
         ).consume()
         layer_rows, unchanged = [], []
+        producers = snapshot.producers or [None] * len(snapshot.layers)
+        shapes = snapshot.tap_shapes or [None] * len(snapshot.layers)
         for k, (m, bias, d, taps) in enumerate(zip(snapshot.layers, snapshot.biases, diffs, snapshot.taps or [])):
             same = cursor.last_step is not None and d.unchanged
             if same:
@@ -444,6 +466,8 @@ class SnapshotWriter:
                     "n_in": m.shape[0],
                     "n_out": m.shape[1],
                     "taps": None if taps == 1 else taps,
+                    "producer": stored_producer(k, producers[k]),  # absent for a chain
+                    "tap_shape": shapes[k],
                     "nnz": int(m.nnz),
                     "density": m.nnz / (m.shape[0] * m.shape[1]),
                     "appeared": int(d.new.sum()),
@@ -482,10 +506,18 @@ class SnapshotWriter:
         return neuron_ids
 
     @staticmethod
-    def _synapse_batches(diffs: list[LayerDiff], architecture: list[int], neuron_ids: list[list[str]], taps: list[int]):
+    def _synapse_batches(
+        diffs: list[LayerDiff],
+        architecture: list[int],
+        neuron_ids: list[list[str]],
+        taps: list[int],
+        producers: list[int | None] | None = None,
+    ):
         """("close" | "create", layer, offset, columns) statements for every synapse that vanished or appeared.
 
-        A layer with taps > 1 (a convolution) joins input neuron row // taps and carries tap = row % taps."""
+        A layer with taps > 1 (a convolution) joins input neuron row // taps and carries tap = row % taps;
+        its input neurons are those of its input group (its producer's outputs; sparsetopo.topology)."""
+        sources = input_groups(producers if producers is not None else [None, *range(len(diffs) - 1)])
         for k, d in enumerate(diffs):
             for lo, hi in _slices(d.vanished_ids.size):
                 yield "close", k, lo, {"ids": column(d.vanished_ids[lo:hi]), "w": column(d.vanished_weights[lo:hi])}
@@ -504,7 +536,7 @@ class SnapshotWriter:
                         "src": column(rows // taps[k]),
                         "dst": column(pos % n_out),
                         "w": column(weights[lo:hi]),
-                        "src_ids": column(neuron_ids[k]),
+                        "src_ids": column(neuron_ids[sources[k]]),
                         "dst_ids": column(neuron_ids[k + 1]),
                     },
                 )
@@ -525,7 +557,7 @@ class SnapshotWriter:
                     )
                 new_ids[k][offset + created] = np.asarray(record["id"], dtype=np.int64)
 
-    def _ensure_neurons(self, session, run: str, architecture: list[int]) -> list[list[str]]:
+    def _ensure_neurons(self, session, run: str, groups: list[int]) -> list[list[str]]:
         """The run's neurons, created in transactions of CHUNK like synapses, so a layer of any width
         fits a transaction's memory. MERGE: a crash between chunks leaves neurons that the next
         writer reuses."""
@@ -543,7 +575,7 @@ class SnapshotWriter:
             return record["i"], record["id"]
 
         ids = []
-        for layer, size in enumerate(architecture):
+        for layer, size in enumerate(groups):
             layer_ids = [""] * size
             for lo in range(0, size, CHUNK):
                 for i, element_id in zip(*session.execute_write(work, layer, lo, min(size, lo + CHUNK))):
@@ -580,7 +612,8 @@ class SnapshotWriter:
             for lo in range(0, state.synapse_ids.size, CHUNK):
                 set_part(state.synapse_ids[lo : lo + CHUNK], state.weights[lo : lo + CHUNK])
 
-        rounds = finishing_rounds([state.synapse_ids.size for state in states])
+        producers = cursor.producers or [k - 1 if k else None for k in range(len(states))]
+        rounds = finishing_rounds([state.synapse_ids.size for state in states], input_groups(producers))
         if workers <= 1:
             for k in range(len(states)):
                 set_layer(k)

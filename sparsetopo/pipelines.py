@@ -55,7 +55,8 @@ def nnstd_evolution(
 
     The reference plays network A. Each relationship's purpose is `purpose`, by default
     "evolution-initial" or "evolution-previous". Returns one row per compared snapshot: step,
-    epoch, reference_step, distance, layers.
+    epoch, reference_step, distance, layers, and chained (per layer: False for a layer compared as
+    it is, without a producer) when some layer does not chain.
     """
     from sparsetopo.analysis.nnstd import evolution_pairs
     from sparsetopo.analysis.nnstd_parallel import nnstd_pairs
@@ -100,5 +101,6 @@ def nnstd_evolution(
                 "distance": r.distance,
                 "layers": r.layers,
             }
+            | ({} if all(r.chained) else {"chained": r.chained})
         )
     return rows

@@ -16,6 +16,7 @@ import math
 from typing import Any
 
 from .errors import UsageError
+from .torch_dataflow import trace_dataflow
 from .torch_topology import model_layers, snapshot_of
 
 STATUSES = ("completed", "interrupted", "failed")
@@ -50,7 +51,10 @@ class Recorder:
         self.model, self.masks, self.every = model, masks, every
         self.run_id = run_id
         self._store, self._owns_store = store, owns_store
-        layers = model_layers(model, masks)  # refuses a model it cannot record before the run exists
+        layers = model_layers(model, masks, None)  # refuses a model it cannot record before the run exists
+        # traced once: producers come from the dataflow, else from shapes in module order
+        self._dataflow = trace_dataflow(model, [layer.name for layer in layers])
+        layers = model_layers(model, masks, self._dataflow)
         self.layer_names = [layer.name for layer in layers]
         info = RunInfo(
             run_id,
@@ -62,6 +66,7 @@ class Recorder:
                 "recorded_from": "torch",
                 "layer_modules": self.layer_names,
                 "mask_sources": [layer.source for layer in layers],
+                "chain_source": "module-order" if self._dataflow is None else "traced",
             },
         )
         self._recording = recording(store, info, queue)
@@ -87,7 +92,7 @@ class Recorder:
         bad = {k: v for k, v in metrics.items() if not isinstance(v, (int, float)) or isinstance(v, bool)}
         if bad:
             raise UsageError(f"metrics must be numbers; got {', '.join(f'{k}={v!r}' for k, v in bad.items())}")
-        layers = model_layers(self.model, self.masks)
+        layers = model_layers(self.model, self.masks, self._dataflow)
         names = [layer.name for layer in layers]
         if names != self.layer_names:
             raise UsageError(f"the model's layers changed from {self.layer_names} to {names} during the recording")

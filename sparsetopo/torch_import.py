@@ -16,6 +16,6 @@ def import_torch_run(store, path: Path, run_id: str, name=None, method=None, dat
     check_run_id(run_id)
     files = checkpoint_files(path)
     snapshots = (snapshot_of(state_layers(*load_state(file)), run_id, step) for step, file in enumerate(files))
-    config = {"source": str(Path(path).resolve()), "recorded_from": "torch checkpoints"}
+    config = {"source": str(Path(path).resolve()), "recorded_from": "torch checkpoints", "chain_source": "module-order"}
     info = RunInfo(run_id, [], name=name, method=method, dataset=dataset, config=config)
     return import_snapshots(store, info, snapshots, len(files), progress)

@@ -12,6 +12,12 @@ matrix whose row `c * taps + t` is input channel c at kernel position t (taps = 
 size, positions in row-major order); its neurons are channels. A Linear after a convolution
 (through a flatten, possibly a pooling) has taps = in_features / the convolution's channels:
 row `c * taps + t` is channel c at spatial position t, the order torch.flatten gives.
+
+Producers (sparsetopo.topology): from a live model, the traced dataflow says which layer's
+outputs each layer reads (sparsetopo.torch_dataflow), and layers are in the order the forward
+pass calls them; a model fx cannot trace, and a state_dict, are chained by shapes in module
+order. Either way a layer whose inputs are not one layer's outputs (a residual sum, a
+concatenation) is stored without a producer, never refused.
 """
 
 from __future__ import annotations
@@ -41,6 +47,12 @@ class TorchLayer:
     bias: np.ndarray | None
     source: str  # where the mask came from: masks, prune, parametrization, nonzero
     taps: int = 1  # rows per input neuron: the kernel's size, or a flattened channel's positions
+    producer: int | None = None  # index of the layer whose outputs are this layer's inputs
+    tap_shape: list[int] | None = None  # the kernel's shape, where taps are kernel positions
+
+    @property
+    def convolutional(self) -> bool:
+        return self.weight.ndim > 2
 
     @property
     def n_outputs(self) -> int:
@@ -77,8 +89,13 @@ def _parametrization_masks(module) -> list:
     return [p.mask for p in chain if hasattr(p, "mask")]
 
 
-def model_layers(model, masks: dict | None = None) -> list[TorchLayer]:
-    """Every weight layer of `model`, in module order, with its connections."""
+TRACE = "trace"
+
+
+def model_layers(model, masks: dict | None = None, dataflow: Any = TRACE) -> list[TorchLayer]:
+    """Every weight layer of `model` with its connections and producer. `dataflow`: a
+    torch_dataflow.Dataflow (traced once by the caller), TRACE to trace the model now, or None to
+    chain by shapes in module order (what a model fx cannot trace gets)."""
     import torch
     from torch import nn
     from torch.nn.utils import parametrize
@@ -86,10 +103,6 @@ def model_layers(model, masks: dict | None = None) -> list[TorchLayer]:
     layers = []
     convolutional = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
     for name, module in model.named_modules():
-        if isinstance(module, convolutional) and module.groups != 1:
-            raise TorchTopologyError(
-                f"module '{name}' is a grouped convolution (groups={module.groups}); only groups=1 can be recorded"
-            )
         if not isinstance(module, (nn.Linear, *convolutional)):
             continue
         with torch.no_grad():
@@ -114,43 +127,91 @@ def model_layers(model, masks: dict | None = None) -> list[TorchLayer]:
             raise TorchTopologyError(
                 f"the mask of '{name}' has shape {tuple(mask.shape)}, its weight {tuple(weight.shape)}"
             )
+        groups = int(getattr(module, "groups", 1))
+        if groups > 1:  # every input channel gets its rows; positions across groups are no connections
+            weight, mask = _ungrouped(weight, groups), _ungrouped(mask, groups)
         layers.append(TorchLayer(name, weight.copy(), mask, bias, source))
     if masks:
         known = {layer.name for layer in layers} | {f"{layer.name}.weight" for layer in layers}
         unknown = sorted(set(masks) - known)
         if unknown:
             raise TorchTopologyError(f"masks name no nn.Linear or convolution of the model: {', '.join(unknown)}")
-    _chain(layers)
+    if not layers:
+        raise TorchTopologyError("the model has no nn.Linear or convolution to record")
+    if isinstance(dataflow, str):
+        from .torch_dataflow import trace_dataflow
+
+        dataflow = trace_dataflow(model, [layer.name for layer in layers])
+    if dataflow is None:
+        _chain(layers)
+    else:
+        layers = _traced(layers, dataflow)
     return layers
 
 
+def _ungrouped(values: np.ndarray, groups: int) -> np.ndarray:
+    """A grouped convolution's (out, in / groups, *kernel) array as the (out, in, *kernel) array of the
+    dense convolution it is a part of: output channel o of group g = o // (out / groups) sees input
+    channels g * (in / groups) ... (g + 1) * (in / groups) - 1; zero (False) everywhere else."""
+    out, per_group = values.shape[:2]
+    per_out = out // groups
+    full = np.zeros((out, per_group * groups, *values.shape[2:]), dtype=values.dtype)
+    for g in range(groups):
+        rows = slice(g * per_out, (g + 1) * per_out)
+        full[rows, g * per_group : (g + 1) * per_group] = values[rows]
+    return full
+
+
+def _set_kernel(layer: TorchLayer) -> None:
+    layer.taps = int(np.prod(layer.weight.shape[2:]))
+    layer.tap_shape = [int(d) for d in layer.weight.shape[2:]] if layer.taps > 1 else None
+
+
 def _chain(layers: list[TorchLayer]) -> None:
-    """Set each layer's taps and refuse layers that do not chain one into the next."""
+    """Taps and producers by shapes in module order: a layer whose inputs are as many as the
+    previous layer's outputs (channels, for a convolution) reads them; any other has no producer."""
     if not layers:
         raise TorchTopologyError("the model has no nn.Linear or convolution to record")
     for k, layer in enumerate(layers):
-        kernel = int(np.prod(layer.weight.shape[2:])) if layer.weight.ndim > 2 else 1
-        if kernel > 1 or layer.weight.ndim > 2 or k == 0:
-            layer.taps = kernel
-            if k and layer.weight.shape[1] != layers[k - 1].n_outputs:
-                raise TorchTopologyError(
-                    f"layer '{layer.name}' takes {layer.weight.shape[1]} channels but '{layers[k - 1].name}' gives "
-                    f"{layers[k - 1].n_outputs}; only layers that chain one into the next can be stored"
-                )
+        previous = layers[k - 1] if k else None
+        layer.producer = None
+        if layer.convolutional:
+            _set_kernel(layer)
+            if previous is not None and layer.weight.shape[1] == previous.n_outputs:
+                layer.producer = k - 1
             continue
-        previous = layers[k - 1].n_outputs
-        if layer.n_rows % previous:
-            raise TorchTopologyError(
-                f"layer '{layer.name}' takes {layer.n_rows} inputs but '{layers[k - 1].name}' gives {previous} "
-                "channels or neurons; only layers that chain one into the next can be stored"
-            )
-        # a Linear after a convolution sees each channel at n_rows / channels spatial positions
-        layer.taps = layer.n_rows // previous if layers[k - 1].weight.ndim > 2 else 1
-        if layer.taps == 1 and layer.n_rows != previous:
-            raise TorchTopologyError(
-                f"layer '{layer.name}' takes {layer.n_rows} inputs but '{layers[k - 1].name}' gives {previous}; "
-                "only layers that chain one into the next can be stored"
-            )
+        layer.taps, layer.tap_shape = 1, None
+        if previous is None:
+            continue
+        if previous.convolutional and layer.n_rows % previous.n_outputs == 0:
+            # a Linear after a convolution sees each channel at n_rows / channels spatial positions
+            layer.taps, layer.producer = layer.n_rows // previous.n_outputs, k - 1
+        elif layer.n_rows == previous.n_outputs:
+            layer.producer = k - 1
+
+
+def _traced(layers: list[TorchLayer], dataflow) -> list[TorchLayer]:
+    """Layers in call order with the producers the traced dataflow gives, where shapes agree."""
+    by_name = {layer.name: layer for layer in layers}
+    ordered = [by_name[name] for name in dataflow.order]
+    index = {layer.name: k for k, layer in enumerate(ordered)}
+    for layer in ordered:
+        seen = dataflow.inputs[layer.name]
+        j = index.get(seen.producer) if seen.producer is not None else None
+        producer = ordered[j] if j is not None else None
+        layer.taps, layer.tap_shape = 1, None
+        if layer.convolutional:
+            _set_kernel(layer)
+            fits = producer is not None and not seen.flattened and layer.weight.shape[1] == producer.n_outputs
+        else:
+            channels = seen.channels
+            if channels is None and seen.flattened and producer is not None:
+                channels = producer.n_outputs
+            if seen.flattened and channels and layer.n_rows % channels == 0:
+                layer.taps = layer.n_rows // channels  # each flattened channel at its spatial positions
+            fits = producer is not None and producer.n_outputs * layer.taps == layer.n_rows
+        layer.producer = j if fits else None
+    return ordered
 
 
 # -- saved states ---------------------------------------------------------------------------------
@@ -230,7 +291,7 @@ def state_layers(state: dict, masks: dict | None = None) -> list[TorchLayer]:
             weight = weight * mask  # weight_orig times its mask is the weight the model computes with
         bias = state.get(f"{name}.bias")
         layers.append(TorchLayer(name, weight, mask, None if bias is None else _numpy(bias).astype(np.float32), source))
-    _chain(layers)
+    _chain(layers)  # no model, so no dataflow: shapes in module order
     return layers
 
 
@@ -245,4 +306,6 @@ def snapshot_of(layers: list[TorchLayer], run_id: str, step: int, metrics: dict[
         metrics=dict(metrics or {}),
         epoch=epoch,
         taps=[layer.taps for layer in layers],
+        producers=[layer.producer for layer in layers],
+        tap_shapes=[layer.tap_shape for layer in layers],
     )

@@ -458,7 +458,8 @@ class Workspace:
         return run_named(self.store, "evolution", {"run_id": run, "layer": layer})
 
     def nnstd(self, a: str, b: str, solver: Solver | str = "exact", tie_sensitivity: bool = False) -> dict:
-        """NNSTD between two networks (npz directories or RUN@STEP): {"distance", "layers", ...} (`nnstd pair`)."""
+        """NNSTD between two networks (npz directories or RUN@STEP): {"distance", "layers", ...} (`nnstd pair`);
+        when some layer has no producer, "chained": [...], False for a layer compared without relabelling."""
         from .analysis.nnstd import nnstd
         from .analysis.nnstd import tie_sensitivity as ties
         from .refs import load_networks
@@ -479,7 +480,8 @@ class Workspace:
         executor: Executor | str = "local",
         ray_address: str | None = None,
     ) -> dict:
-        """All-pairs NNSTD: {"labels", "distance": [[...]], "layers": [[[...]]]} (`nnstd matrix`);
+        """All-pairs NNSTD: {"labels", "distance": [[...]], "layers": [[[...]]]} and, when some layer has no
+        producer, "chained": [...] (`nnstd matrix`);
         `figure` also writes the heatmap there (PNG). `executor="ray"` computes the pairs on the Ray
         cluster at `ray_address` (else RAY_ADDRESS, else a local instance started for the call)."""
         from .analysis.nnstd_parallel import nnstd_matrix
@@ -501,7 +503,10 @@ class Workspace:
             from .analysis.figures import nnstd_heatmap, save_png
 
             save_png(nnstd_heatmap(result["distance"], networks, title=f"NNSTD ({solver.value})"), figure)
-        return {"labels": networks, "distance": result["distance"].tolist(), "layers": result["layers"].tolist()}
+        out = {"labels": networks, "distance": result["distance"].tolist(), "layers": result["layers"].tolist()}
+        if not all(result["chained"]):
+            out["chained"] = result["chained"]
+        return out
 
     def nnstd_evolution(
         self,

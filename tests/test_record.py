@@ -75,9 +75,6 @@ def test_a_masked_in_zero_weight_is_a_connection_and_masks_come_in_order():
     assert layers[1].matrix().nnz == 15
     with pytest.raises(TorchTopologyError, match="masks name no nn.Linear or convolution of the model: fc9"):
         model_layers(model, masks={"fc9": explicit})
-    grouped = nn.Sequential(nn.Conv2d(4, 4, 3, groups=2), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
-    with pytest.raises(TorchTopologyError, match="grouped convolution"):
-        model_layers(grouped)
 
 
 def test_a_sparsifier_parametrization_is_read_as_its_mask():
@@ -107,9 +104,9 @@ def test_checkpoints_need_only_tensors(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(TorchTopologyError, match="not a file torch.load can read"):
         load_state(tmp_path / "junk.pt")
+    # layers whose shapes do not chain are stored without a producer, not refused (issue 14)
     shuffled = nn.Sequential(nn.Linear(64, 32), nn.Linear(10, 4))
-    with pytest.raises(TorchTopologyError, match="takes 10 inputs but '0' gives 32"):
-        state_layers(shuffled.state_dict())
+    assert [layer.producer for layer in state_layers(shuffled.state_dict())] == [None, None]
 
 
 # -- real loops into the real store --------------------------------------------------------------

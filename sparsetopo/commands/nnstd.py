@@ -49,7 +49,7 @@ def pair(
     tie_sensitivity: bool = typer.Option(
         False, "--tie-sensitivity", help="Also report how layer distances move across several optimal matchings."
     ),
-    as_json: bool = json_option('{"distance", "layers": [...]} (and "tie_sensitivity")'),
+    as_json: bool = json_option('{"distance", "layers": [...]} (and "chained", "tie_sensitivity")'),
 ) -> None:
     """NNSTD between two networks: the network distance and one distance per layer."""
     from ..output import emit
@@ -61,6 +61,9 @@ def pair(
         return
     report = result.get("tie_sensitivity")
     rows = [{"layer": k, "distance": d} for k, d in enumerate(result["layers"])]
+    if "chained" in result:  # say which layers were compared without relabelling
+        for row, chained in zip(rows, result["chained"]):
+            row["chained"] = "yes" if chained else "no (not relabelled)"
     rows.append({"layer": "network (mean)", "distance": result["distance"]})
     if report is not None:
         for row, spread in zip(rows, report["layer_spread"] + [report["distance_spread"]]):
@@ -82,7 +85,7 @@ def matrix(
     figure: Optional[Path] = _figure_option("a heatmap (the paper's Figure 4 style)"),
     executor: Executor = executor_option(),
     ray_address: Optional[str] = ray_address_option(),
-    as_json: bool = json_option('{"labels": [...], "distance": [[...]], "layers": [[[...]]]}'),
+    as_json: bool = json_option('{"labels": [...], "distance": [[...]], "layers": [[[...]]]} (and "chained")'),
     as_csv: bool = typer.Option(False, "--csv", help="Print the distance matrix as CSV."),
 ) -> None:
     """All-pairs NNSTD among networks, computed in parallel: symmetric, zero diagonal."""
