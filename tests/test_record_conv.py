@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from pruned_loop import record_pruned_loop
 from torch import nn
 from torch.nn.utils import prune
 
-import sparsetopo
 from sparsetopo.torch_topology import model_layers, snapshot_of
 
 CONVS = (0, 2)  # module indices of the two convolutions; 5 is the Linear after the flatten
@@ -23,35 +23,8 @@ def _cnn(seed=0):
     )
 
 
-def _digits():
-    from sparsetopo.trainer.data import load_dataset
-
-    data = load_dataset("digits")
-    return torch.from_numpy(data.x_train).view(-1, 1, 8, 8), torch.from_numpy(data.y_train)
-
-
-def _mask_matrices(model) -> list[np.ndarray]:
-    """Each layer's mask in sparsetopo's matrix form: rows (input channel, tap), columns outputs."""
-    out = []
-    for i in (*CONVS, 5):
-        mask = model[i].weight_mask.detach().numpy().astype(bool)
-        out.append(mask.reshape(mask.shape[0], -1).T)
-    return out
-
-
-def _reprune(model, generator):
-    for i in (*CONVS, 5):
-        m = model[i]
-        mask = m.weight_mask.detach().clone().flatten()
-        alive, dead = mask.nonzero().ravel(), (mask == 0).nonzero().ravel()
-        n = max(1, len(alive) // 4)
-        drop = alive[torch.randperm(len(alive), generator=generator)[:n]]
-        grow = dead[torch.randperm(len(dead), generator=generator)[:n]]
-        mask[drop], mask[grow] = 0, 1
-        with torch.no_grad():
-            m.weight_orig.view(-1)[grow] = 0.0  # grown at zero
-        prune.remove(m, "weight")
-        prune.custom_from_mask(m, "weight", mask.view_as(m.weight))
+def _layers(model):
+    return [model[i] for i in (*CONVS, 5)]
 
 
 def test_the_matrix_form_of_a_convolution_and_the_linear_after_its_flatten():
@@ -97,25 +70,13 @@ def test_a_pruned_cnn_loop_is_stored_with_its_channels_and_its_checkpoints_impor
 ):
     from sparsetopo.graphstore.reader import snapshots_equal
 
-    x, y = _digits()
     model = _cnn()
-    for i in (*CONVS, 5):
-        prune.l1_unstructured(model[i], "weight", amount=0.6)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    generator = torch.Generator().manual_seed(3)
-    seen = []
     (tmp_path / "ckpts").mkdir()
-    with sparsetopo.record(model, "cnn-loop", settings=neo4j_server.settings()) as rec:
-        for epoch in range(4):
-            if epoch:
-                for i in range(0, len(x), 100):
-                    opt.zero_grad()
-                    nn.functional.cross_entropy(model(x[i : i + 100]), y[i : i + 100]).backward()
-                    opt.step()
-                _reprune(model, generator)
-            rec.snapshot(epoch=epoch)
-            seen.append(_mask_matrices(model))
-            torch.save({"state_dict": model.state_dict()}, tmp_path / "ckpts" / f"epoch_{epoch}.pt")
+
+    def save_checkpoint(epoch):
+        torch.save({"state_dict": model.state_dict()}, tmp_path / "ckpts" / f"epoch_{epoch}.pt")
+
+    seen = record_pruned_loop(model, _layers(model), "cnn-loop", 4, neo4j_server.settings(), save_checkpoint)
     run = store.get_run("cnn-loop")
     assert run["architecture"] == [1, 6, 8, 10] and run["layer_modules"] == ["0", "2", "5"]
     for step, masks in enumerate(seen):

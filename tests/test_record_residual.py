@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from pruned_loop import record_pruned_loop
 from torch import nn
 from torch.nn.utils import prune
 
@@ -49,36 +50,6 @@ def _model(seed=0, cls=Residual):
 
 def _modules(model):
     return [getattr(model, name) for name in ORDER]
-
-
-def _digits():
-    from sparsetopo.trainer.data import load_dataset
-
-    data = load_dataset("digits")
-    return torch.from_numpy(data.x_train).view(-1, 1, 8, 8), torch.from_numpy(data.y_train)
-
-
-def _mask_matrices(model) -> list[np.ndarray]:
-    out = []
-    for m in _modules(model):
-        mask = m.weight_mask.detach().numpy().astype(bool)
-        out.append(mask.reshape(mask.shape[0], -1).T)
-    return out
-
-
-def _reprune(model, generator):
-    """Drop a quarter of each layer's connections and grow as many at weight 0 (dynamic sparse training)."""
-    for m in _modules(model):
-        mask = m.weight_mask.detach().clone().flatten()
-        alive, dead = mask.nonzero().ravel(), (mask == 0).nonzero().ravel()
-        n = max(1, len(alive) // 4)
-        drop = alive[torch.randperm(len(alive), generator=generator)[:n]]
-        grow = dead[torch.randperm(len(dead), generator=generator)[:n]]
-        mask[drop], mask[grow] = 0, 1
-        with torch.no_grad():
-            m.weight_orig.view(-1)[grow] = 0.0
-        prune.remove(m, "weight")
-        prune.custom_from_mask(m, "weight", mask.view_as(m.weight))
 
 
 def _permuted_masks(model, p_stem, p_conv1, p_sum):
@@ -169,23 +140,8 @@ def test_npz_files_that_declare_a_bad_wiring_are_refused(tmp_path):
 def test_a_pruned_residual_cnn_loop_is_stored_with_its_producers(store, cli, neo4j_server, tmp_path):
     from sparsetopo.graphstore.npz_io import read_snapshot_dir
 
-    x, y = _digits()
     model = _model()
-    for m in _modules(model):
-        prune.l1_unstructured(m, "weight", amount=0.6)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    generator = torch.Generator().manual_seed(3)
-    seen = []
-    with sparsetopo.record(model, "res-loop", settings=neo4j_server.settings()) as rec:
-        for epoch in range(3):
-            if epoch:
-                for i in range(0, len(x), 100):
-                    opt.zero_grad()
-                    nn.functional.cross_entropy(model(x[i : i + 100]), y[i : i + 100]).backward()
-                    opt.step()
-                _reprune(model, generator)
-            rec.snapshot(epoch=epoch)
-            seen.append(_mask_matrices(model))
+    seen = record_pruned_loop(model, _modules(model), "res-loop", 3, neo4j_server.settings())
     run = store.get_run("res-loop")
     assert run["layer_modules"] == ORDER and run["chain_source"] == "traced"
     assert run["architecture"] == [1, 6, 8, 8, 8, 10]
