@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
+from trainer_runs import digits_runs_on_both_backends
 
 from sparsetopo.trainer.algorithms import make_algorithm, update_topology
-from sparsetopo.trainer.data import load_dataset
-from sparsetopo.trainer.loop import TrainConfig, choose_backend, make_optimizer, train
+from sparsetopo.trainer.loop import choose_backend, make_optimizer
 from sparsetopo.trainer.model import SparseMLP, to_snapshot
 from sparsetopo.trainer.recipes import RECIPES
 from sparsetopo.trainer.sparse import er_mask
@@ -100,26 +100,7 @@ def test_one_update_removes_and_grows_the_same_positions_on_both_backends(method
     "method, dropout_draw", [("set", "torch-bernoulli"), ("set", "counter-hash"), ("rigl", "torch-bernoulli")]
 )
 def test_a_short_digits_run_is_the_same_run_on_both_backends(method, dropout_draw):
-    data = load_dataset("digits")
-    runs = {}
-    for backend in ("masked", "sparse"):
-        snaps = []
-        config = TrainConfig(
-            dataset="digits",
-            method=method,
-            hidden=(128, 128),
-            epochs=20,
-            epsilon=3.0,
-            seed=3,
-            threads=1,
-            backend=backend,
-            delta_t=20,
-            lr=0.05,
-            dropout=0.3,
-            rules={"dropout_draw": dropout_draw},
-        )
-        train(config, data, snaps.append, "r")
-        runs[backend] = snaps
+    runs = digits_runs_on_both_backends(method=method, dropout=0.3, rules={"dropout_draw": dropout_draw})
     accs = {b: [s.metrics["test_accuracy"] for s in snaps] for b, snaps in runs.items()}
     assert accs["sparse"][-1] > 0.5 and abs(accs["sparse"][-1] - accs["masked"][-1]) < 0.02
     for a, b in zip(runs["masked"], runs["sparse"]):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from trainer_runs import digits_runs_on_both_backends
 
 from sparsetopo.trainer import sparse_ops
 from sparsetopo.trainer.algorithms import (
@@ -21,8 +22,7 @@ from sparsetopo.trainer.algorithms import (
     update_connections,
     update_topology,
 )
-from sparsetopo.trainer.data import load_dataset
-from sparsetopo.trainer.loop import TrainConfig, choose_backend, make_optimizer, train
+from sparsetopo.trainer.loop import TrainConfig, choose_backend, make_optimizer
 from sparsetopo.trainer.model import SparseMLP, to_snapshot
 from sparsetopo.trainer.recipes import RECIPES
 from sparsetopo.trainer.sparse import (
@@ -319,26 +319,7 @@ def test_auto_picks_sparse_when_the_masked_copies_would_exceed_the_budget(monkey
 @pytest.mark.parametrize("method, recipe", [("set", None), ("set", "sparsetopo-v0"), ("rigl", None)])
 def test_digits_runs_above_the_limit_are_the_same_run_on_both_backends(method, recipe):
     """dense_limit 0 sends every layer through the connection-list paths; both backends take them."""
-    data = load_dataset("digits")
-    runs = {}
-    for backend in ("masked", "sparse"):
-        snaps = []
-        config = TrainConfig(
-            dataset="digits",
-            method=method,
-            recipe=recipe,
-            hidden=(128, 128),
-            epochs=10,
-            epsilon=3.0,
-            seed=3,
-            threads=1,
-            backend=backend,
-            delta_t=20,
-            lr=0.05,
-            dense_limit=0,
-        )
-        train(config, data, snaps.append, "r")
-        runs[backend] = snaps
+    runs = digits_runs_on_both_backends(method=method, recipe=recipe, epochs=10, dense_limit=0)
     accs = {b: s[-1].metrics["test_accuracy"] for b, s in runs.items()}
     assert accs["sparse"] > 0.25 and abs(accs["sparse"] - accs["masked"]) < 0.03  # chance is 0.1
     assert sum(s.metrics["added"] for s in runs["sparse"]) > 0
