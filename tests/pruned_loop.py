@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ def digits_images() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(data.x_train).view(-1, 1, 8, 8), torch.from_numpy(data.y_train)
 
 
-def mask_matrices(modules: Sequence[nn.Module]) -> list[np.ndarray]:
+def mask_matrices(modules: Sequence[Any]) -> list[np.ndarray]:
     """Each module's prune mask in sparsetopo's matrix form: rows (input channel, tap), columns outputs."""
     out = []
     for m in modules:
@@ -30,7 +31,7 @@ def mask_matrices(modules: Sequence[nn.Module]) -> list[np.ndarray]:
     return out
 
 
-def reprune(modules: Sequence[nn.Module], generator: torch.Generator) -> None:
+def reprune(modules: Sequence[Any], generator: torch.Generator) -> None:
     """Drop a quarter of each module's connections and grow as many at weight 0 (dynamic sparse training)."""
     for m in modules:
         mask = m.weight_mask.detach().clone().flatten()
@@ -47,7 +48,7 @@ def reprune(modules: Sequence[nn.Module], generator: torch.Generator) -> None:
 
 def record_pruned_loop(
     model: nn.Module,
-    modules: Sequence[nn.Module],
+    modules: Sequence[Any],
     run_id: str,
     epochs: int,
     settings,
