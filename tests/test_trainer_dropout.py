@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sparsetopo.trainer import torch_mt
 from sparsetopo.trainer.dropout import DROPOUT_DRAWS, relu_dropout
 
 
@@ -21,6 +22,43 @@ def test_torch_bernoulli_is_f_dropout_bit_for_bit_in_any_layout():
         torch.manual_seed(3)
         got = relu_dropout(layout(x), 0.3, "torch-bernoulli")
         assert torch.equal(got, want) and got.stride() == layout(x).stride()
+
+
+def test_this_torch_builds_generator_is_the_one_replayed():
+    # Where it is not, torch-bernoulli falls back to torch's own (slower) bernoulli_.
+    assert torch_mt.replays_torch()
+
+
+@pytest.mark.parametrize("layout", ["row-major", "column-major"])
+def test_fused_torch_bernoulli_leaves_the_generator_where_f_dropout_does(layout):
+    x = torch.randn(100, 3001)  # 600,200 draws: many refills of the 624-word state, mid-block start
+    x[0, :4] = torch.tensor([float("nan"), float("inf"), -float("inf"), -0.0])
+    torch.manual_seed(21)
+    torch.rand(5)
+    want = F.dropout(torch.relu(x), 0.2, True)
+    after = torch.get_rng_state()
+    next_draw = torch.rand(3)
+    torch.manual_seed(21)
+    torch.rand(5)
+    got = relu_dropout(_column_major(x) if layout == "column-major" else x, 0.2, "torch-bernoulli")
+    torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=True)
+    assert torch.equal(torch.get_rng_state(), after)
+    assert torch.equal(torch.rand(3), next_draw)
+
+
+@pytest.mark.parametrize("layout", ["row-major", "column-major"])
+def test_fused_torch_bernoulli_gradient_is_autograd_through_relu_and_noise(layout):
+    x = torch.randn(40, 700)
+    x[1, :6] = 0.0
+    x = _column_major(x) if layout == "column-major" else x
+    g = torch.randn(40, 700)
+    x1 = x.detach().clone().requires_grad_(True)
+    torch.manual_seed(4)
+    relu_dropout(x1, 0.35, "torch-bernoulli").backward(g)
+    x2 = x.detach().contiguous().requires_grad_(True)  # F.dropout draws in memory order
+    torch.manual_seed(4)
+    F.dropout(torch.relu(x2), 0.35, True).backward(g)
+    assert torch.equal(x1.grad, x2.grad)
 
 
 @pytest.mark.parametrize("draw", DROPOUT_DRAWS)

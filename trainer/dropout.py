@@ -5,8 +5,11 @@ Both draw the same distribution: each unit kept with probability 1 - p and scale
 They differ in the random stream, and in cost:
 
 - torch-bernoulli: torch's `bernoulli_(1 - p)` on a tensor of the activations' shape, drawn in
-  row-major (batch, unit) order on both backends; F.dropout's draws, bit for bit. torch's CPU
-  generator draws one number at a time: ~9 ns per unit, 95 ms for 100 x 100,000 units.
+  row-major (batch, unit) order on both backends; F.dropout's draws, bit for bit, leaving torch's
+  generator where F.dropout leaves it. torch's own CPU kernel draws one number at a time (~9 ns
+  per unit), so the draws are replayed from its state in numba (trainer/torch_mt.py) and fused
+  with the ReLU and the scaling: ~0.5 ns per unit row-major, ~1 ns column-major. Where this torch
+  build's generator is not the one replayed, torch's bernoulli_ draws them (same numbers).
 - counter-hash: unit (b, j) of a call is kept when the top 24 bits of SplitMix64's output
   number b * n + j, in a stream seeded by one draw from torch's global generator, are below
   round((1 - p) * 2^24). Counter-based, so the mask is computed in the same pass as the ReLU and
@@ -18,9 +21,13 @@ Either way, given the same kept units, the outputs and gradients are bit-identic
 
 from __future__ import annotations
 
+import functools
+
 import numba as nb
 import numpy as np
 import torch
+
+from . import torch_mt
 
 DROPOUT_DRAWS = ("torch-bernoulli", "counter-hash")
 
@@ -77,18 +84,76 @@ def _as_rows(t: torch.Tensor) -> tuple[np.ndarray, bool]:
     return t.contiguous().numpy(), False
 
 
-class _CounterReluDropout(torch.autograd.Function):
+@nb.njit(inline="always")
+def _apply_noise(x, out, kept, scale):
+    # 1-D slices (loops over whole-array offsets do not vectorise)
+    zero = np.float32(0)
+    for j in range(x.size):
+        v = x[j]
+        r = v if (v > 0 or v != v) else zero
+        out[j] = r * (scale if kept[j] else zero)
+
+
+_DRAW_ROWS = 16  # batch rows drawn ahead: a column-major layer then reads 16 adjacent values
+
+
+@nb.njit(cache=True, nogil=True)
+def _torch_forward(x, out, threshold, scale, transposed, words, tempered, position):
+    # torch's bernoulli_ draws, in row-major (batch, unit) order (trainer.torch_mt), a block of
+    # batch rows at a time. out = relu(x) * noise with noise in {0, scale}, as the unfused ops
+    # compute it (a dropped NaN or inf stays NaN).
+    rows, cols = x.shape
+    batch, n = (cols, rows) if transposed else (rows, cols)
+    kept = np.empty((_DRAW_ROWS, n), dtype=np.bool_)
+    for b0 in range(0, batch, _DRAW_ROWS):
+        block = min(_DRAW_ROWS, batch - b0)
+        for i in range(block):
+            position = torch_mt.draw_bernoulli(kept[i], threshold, words, tempered, position)
+        if transposed:
+            for j in range(n):
+                _apply_noise(x[j, b0 : b0 + block], out[j, b0 : b0 + block], kept[:block, j], scale)
+        else:
+            for i in range(block):
+                _apply_noise(x[b0 + i], out[b0 + i], kept[i], scale)
+    return position
+
+
+def _counter_hash_fill(p: float, scale: np.float32):
+    seed = np.uint64(int(torch.randint(0, 2**62, (1,)).item()))
+    threshold = np.uint64(round((1.0 - p) * 2**24))
+
+    def fill(xa, oa, transposed):
+        _forward(xa, oa, seed, threshold, scale, transposed)
+
+    return fill
+
+
+def _torch_bernoulli_fill(p: float, scale: np.float32):
+    def fill(xa, oa, transposed):
+        with torch_mt.Mt19937() as mt:
+            mt.position = _torch_forward(
+                xa, oa, torch_mt.bernoulli_threshold(1.0 - p), scale, transposed, mt.words, mt.tempered, mt.position
+            )
+
+    return fill
+
+
+@functools.lru_cache(maxsize=64)
+def _noise_scale(p: float) -> np.float32:
+    """F.dropout's kept-unit value, noise.div_(1 - p), computed by torch itself."""
+    return np.float32(torch.ones(1).div_(1 - p).item())
+
+
+class _FusedReluDropout(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, p, seed):
+    def forward(ctx, x, scale, fill):
         x2 = x.detach()
         if not (x2.is_contiguous() or x2.t().is_contiguous()):
             x2 = x2.contiguous()
         out = torch.empty_like(x2)  # the same strides: a column-major input stays column-major
         xa, transposed = _as_rows(x2)
         oa, _ = _as_rows(out)
-        threshold = np.uint64(round((1.0 - p) * 2**24))
-        scale = np.float32(1.0) / np.float32(1.0 - p)
-        _forward(xa, oa, np.uint64(seed), threshold, scale, transposed)
+        fill(xa, oa, transposed)
         ctx.save_for_backward(out)
         ctx.scale = scale
         return out
@@ -116,6 +181,10 @@ def relu_dropout(x: torch.Tensor, p: float, draw: str, training: bool = True) ->
         return torch.relu(x)
     if p >= 1:
         return torch.relu(x) * 0
+    fused = x.dim() == 2 and x.dtype == torch.float32
+    if draw == "torch-bernoulli" and fused and torch_mt.replays_torch():
+        scale = _noise_scale(float(p))
+        return _FusedReluDropout.apply(x, scale, _torch_bernoulli_fill(float(p), scale))
     if draw == "torch-bernoulli":
         # F.dropout draws in the memory order of its input; drawing row-major keeps the masked
         # backend's (row-major) and the sparse backend's (column-major) activations alike.
@@ -124,8 +193,22 @@ def relu_dropout(x: torch.Tensor, p: float, draw: str, training: bool = True) ->
         noise.div_(1 - p)
         return y * noise
     if draw == "counter-hash":
-        if x.dim() != 2 or x.dtype != torch.float32:
+        if not fused:
             raise ValueError(f"counter-hash dropout takes a 2-D float32 tensor, got {x.dim()}-D {x.dtype}")
-        seed = int(torch.randint(0, 2**62, (1,)).item())
-        return _CounterReluDropout.apply(x, float(p), seed)
+        scale = np.float32(1.0) / np.float32(1.0 - p)
+        return _FusedReluDropout.apply(x, scale, _counter_hash_fill(float(p), scale))
     raise ValueError(f"unknown dropout draw '{draw}'; choose one of: {', '.join(DROPOUT_DRAWS)}")
+
+
+def prepare(draw: str) -> None:
+    """Load a draw's kernels now (numba's cache, the generator check: ~0.3 s once per process),
+    so the first training step does not pay for it. Leaves torch's generator untouched."""
+    if draw not in DROPOUT_DRAWS:
+        raise ValueError(f"unknown dropout draw '{draw}'; choose one of: {', '.join(DROPOUT_DRAWS)}")
+    state = torch.get_rng_state()
+    try:
+        for x in (torch.ones(2, 3), torch.ones(3, 2).t()):
+            x.requires_grad_(True)
+            relu_dropout(x, 0.5, draw).sum().backward()
+    finally:
+        torch.set_rng_state(state)

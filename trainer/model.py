@@ -44,6 +44,7 @@ from torch import nn
 from sparsetopo.graphstore.model import Snapshot
 
 from . import sparse as topology
+from .dropout import prepare as prepare_dropout
 from .dropout import relu_dropout
 from .sparse_ops import LayerGradient, SparseStructure, dense_gradient, sparse_linear
 
@@ -145,6 +146,8 @@ class SparseMLP(nn.Module):
         self.linears = nn.ModuleList(linears)
         self.dropout = float(dropout)
         self.dropout_draw = dropout_draw
+        if self.dropout > 0:
+            prepare_dropout(dropout_draw)
         self.masks: list[Topology] = []
         self.structures: dict[int, SparseStructure] = {}
         self.values = nn.ParameterDict()
