@@ -31,7 +31,7 @@ from pathlib import Path
 
 from .errors import ServerUnavailable
 from .maven import run_maven
-from .settings import ConnectionSettings, cache_home, data_home
+from .settings import ConnectionSettings, cache_home, data_home, server_niceness
 
 NEO4J_VERSION = "5.26.30"
 POM = Path(__file__).parent / "server" / "pom.xml"
@@ -307,6 +307,7 @@ db.logs.query.enabled=OFF
         self, timeout: float = 180.0, bolt_port: int | None = None, http_port: int | None = None
     ) -> ConnectionSettings:
         """Start the server detached unless it runs already; return once Bolt answers."""
+        niceness = server_niceness()  # nice(1) execs java: the pid is the JVM's, its threads inherit it
         with self._lock():
             if self.pid:
                 self.wait_until_ready(timeout)
@@ -320,6 +321,7 @@ db.logs.query.enabled=OFF
                 os.open(self.home / "logs" / "console.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab"
             )
             cmd = [
+                *(["nice", "-n", str(niceness)] if niceness and shutil.which("nice") else []),
                 _java(),
                 f"-Xms{self.memory.initial_heap}",
                 f"-Xmx{self.memory.heap}",

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import ServerUnavailable
+
 
 def data_home() -> Path:
     """The user's sparsetopo data directory (SPARSETOPO_HOME, else XDG data home)."""
@@ -23,6 +25,26 @@ def data_home() -> Path:
 def cache_home() -> Path:
     """Where gathered jars live (shared by every instance and test session): XDG cache home."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sparsetopo"
+
+
+# The project's own server runs below the user's processes by default: a training run that
+# records into it then keeps its cores, and the server writes with what training leaves (a
+# background writer's queue is bounded, so it catches up whenever training waits on it).
+DEFAULT_SERVER_NICE = 10
+
+
+def server_niceness() -> int:
+    """The nice value the project's own server starts with: SPARSETOPO_SERVER_NICE (0 to 19)."""
+    raw = os.environ.get("SPARSETOPO_SERVER_NICE")
+    if raw is None or not raw.strip():
+        return DEFAULT_SERVER_NICE
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ServerUnavailable(f"SPARSETOPO_SERVER_NICE must be a whole number from 0 to 19, got '{raw}'") from None
+    if not 0 <= value <= 19:
+        raise ServerUnavailable(f"SPARSETOPO_SERVER_NICE must be a whole number from 0 to 19, got {value}")
+    return value
 
 
 @dataclass(frozen=True)

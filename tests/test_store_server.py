@@ -184,6 +184,34 @@ def test_the_instance_is_private(instance):
     assert any(server.data_dir.rglob("neostore*")) and server.log_file.exists()
 
 
+def _nice_of(pid: int, tid: int) -> int:
+    # /proc/PID/task/TID/stat: field 19 is the nice value; the command name (field 2) may hold spaces.
+    fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[16])
+
+
+def test_the_instance_runs_below_the_users_processes(instance):
+    _home, server = instance
+    threads = [int(t) for t in os.listdir(f"/proc/{server.pid}/task")]
+    assert len(threads) > 20  # the JVM's threads, started after the launch, not just its first one
+    want = min(19, os.nice(0) + 10)
+    assert {_nice_of(server.pid, t) for t in threads} == {want}
+
+
+def test_a_bad_server_niceness_is_one_sentence_and_the_instance_starts_after(instance):
+    home, server = instance
+    assert _db(home, "stop").returncode == 0
+    env = _env(home) | {"SPARSETOPO_SERVER_NICE": "low"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "sparsetopo.cli", "db", "start"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert "SPARSETOPO_SERVER_NICE must be a whole number from 0 to 19, got 'low'" in _one_line_error(proc)
+    assert server.pid is None
+    again = _db(home, "start")
+    assert again.returncode == 0, again.stderr
+    assert server.pid and any(server.data_dir.rglob("neostore*"))
+
+
 def test_the_instance_advertises_the_ports_it_listens_on(instance):
     import json
     import urllib.request
