@@ -178,6 +178,17 @@ def _pid_alive(pid: int | None) -> bool:
         return True
 
 
+def _set_autogroup_niceness(pid: int, niceness: int) -> None:
+    """Give the server's session its nice value too. With the kernel's autogroup scheduling (the
+    default on desktop Linux), CPU time is shared between sessions first and nice only counts
+    within one, and the server runs in a session of its own; measured: the JVM took 68 % of a core
+    beside a 2-thread training run at nice 10 alone, 20 % with its autogroup at 10 as well."""
+    try:
+        Path(f"/proc/{pid}/autogroup").write_text(f"{niceness}\n")
+    except OSError:
+        pass  # no autogroup scheduling here (or not allowed): nice alone then decides
+
+
 class LocalServer:
     """One Neo4j instance directory and the process serving it."""
 
@@ -344,6 +355,7 @@ db.logs.query.enabled=OFF
                 umask=0o077,
             )
             console.close()
+            _set_autogroup_niceness(proc.pid, niceness)
             self._save_state(pid=proc.pid, started_at=time.time())
             self.wait_until_ready(timeout, proc=proc)
             return self.settings()

@@ -196,6 +196,9 @@ def test_the_instance_runs_below_the_users_processes(instance):
     assert len(threads) > 20  # the JVM's threads, started after the launch, not just its first one
     want = min(19, os.nice(0) + 10)
     assert {_nice_of(server.pid, t) for t in threads} == {want}
+    autogroup = Path(f"/proc/{server.pid}/autogroup")
+    if autogroup.exists():  # sessions share CPU first, so the server's session is niced as well
+        assert autogroup.read_text().split()[-1] == "10", autogroup.read_text()
 
 
 def test_a_bad_server_niceness_is_one_sentence_and_the_instance_starts_after(instance):
