@@ -24,8 +24,8 @@ the untrained network on the full training and test sets) is reported apart. Wit
 epoch is N batches of the training set (the first N * batch size samples) and the seconds of a
 full epoch are extrapolated from them, labelled as such. --dropout replaces the recipe's (SET's
 default recipe, keras-randn, has 0.3 after each hidden layer; its Bernoulli masks are drawn alike
-on both backends and cost about as much as the sparse layers of part a). --dropout-draw picks the
-rule that draws them (trainer/dropout.py: the same distribution; counter-hash is the fast one).
+on both backends). --dropout-draw picks the rule that draws them (trainer/dropout.py: the same
+distribution; torch-bernoulli is torch's own stream, counter-hash another, a little faster).
 --initial-train-samples evaluates step 0's training metrics on that many samples (the train
 option of the same name), which at part c's size is most of step 0.
 """

@@ -23,6 +23,7 @@ concatenation) is stored without a producer, never refused.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,58 @@ def _chain(layers: list[TorchLayer]) -> None:
             layer.taps, layer.producer = layer.n_rows // previous.n_outputs, k - 1
         elif layer.n_rows == previous.n_outputs:
             layer.producer = k - 1
+
+
+def give_producers(layers: list[TorchLayer], given: Mapping[str, str | None]) -> None:
+    """Set the producers a user names (module name -> module name, or None for no producer) over
+    the ones shape chaining found: a checkpoint has no dataflow, and module order cannot see a sum
+    or a shortcut. Taps follow the producer (a Linear after a convolution: n_rows / channels).
+    Everything is checked before any layer changes."""
+    index = {layer.name: k for k, layer in enumerate(layers)}
+    names = ", ".join(index)
+    wiring: dict[int, tuple[int | None, int, list[int] | None]] = {}  # layer -> producer, taps, tap_shape
+    for name, producer in given.items():
+        for module in (name, producer):
+            if module is not None and module not in index:
+                raise TorchTopologyError(f"the checkpoint has no weight layer '{module}'; its layers are {names}")
+        if producer == name:
+            raise TorchTopologyError(f"layer '{name}' cannot be its own producer")
+        layer = layers[index[name]]
+        taps, tap_shape = layer.taps, layer.tap_shape
+        source = None if producer is None else layers[index[producer]]
+        if layer.convolutional:
+            if source is not None and layer.weight.shape[1] != source.n_outputs:
+                raise TorchTopologyError(
+                    f"'{name}' reads {layer.weight.shape[1]} channels, but '{producer}' has {source.n_outputs} outputs"
+                )
+        elif source is None:
+            taps, tap_shape = 1, None
+        elif source.convolutional:
+            if layer.n_rows % source.n_outputs:
+                raise TorchTopologyError(
+                    f"'{name}' has {layer.n_rows} inputs, not a whole number of positions for each of "
+                    f"'{producer}''s {source.n_outputs} output channels"
+                )
+            taps, tap_shape = layer.n_rows // source.n_outputs, None
+        elif layer.n_rows != source.n_outputs:
+            raise TorchTopologyError(
+                f"'{name}' has {layer.n_rows} inputs, but '{producer}' has {source.n_outputs} outputs"
+            )
+        else:
+            taps, tap_shape = 1, None
+        wiring[index[name]] = (None if producer is None else index[producer], taps, tap_shape)
+    producers = [wiring[k][0] if k in wiring else layer.producer for k, layer in enumerate(layers)]
+    for start in range(len(layers)):
+        seen: list[int] = []
+        k: int | None = start
+        while k is not None and k not in seen:
+            seen.append(k)
+            k = producers[k]
+        if k is not None:
+            cycle = " -> ".join(layers[j].name for j in [*seen[seen.index(k) :], k])
+            raise TorchTopologyError(f"the producers form a cycle: {cycle}")
+    for j, (source_index, taps, tap_shape) in wiring.items():
+        layers[j].producer, layers[j].taps, layers[j].tap_shape = source_index, taps, tap_shape
 
 
 def _traced(layers: list[TorchLayer], dataflow) -> list[TorchLayer]:

@@ -11,8 +11,9 @@ no_store=True)`, never starts a server.
 from __future__ import annotations
 
 import contextlib
+import functools
 import signal
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -154,13 +155,18 @@ class Workspace:
         name: str | None = None,
         method: Method | str | None = None,
         dataset: Dataset | str | None = None,
+        producers: Mapping[str, str | None] | None = None,
     ) -> dict:
         """Import PyTorch checkpoints: a state_dict file (or a checkpoint dict holding one under
         `state_dict`/`model`, with prune masks or a `masks` entry), or a directory of them, whose
-        files in natural order become the steps; idempotent (`import torch`)."""
+        files in natural order become the steps; idempotent (`import torch`).
+
+        Layers are chained by shapes in module order; `producers` overrides that per layer, by
+        module name: {"shortcut": "stem", "head": None} (None: the layer reads no single layer)."""
         from .torch_import import import_torch_run
 
-        return self._import(import_torch_run, Path(path), run_id, name, method, dataset)
+        importer = functools.partial(import_torch_run, producers=dict(producers or {}))
+        return self._import(importer, Path(path), run_id, name, method, dataset)
 
     def _import(self, importer, path: Path, run_id, name, method, dataset) -> dict:
         from .graphstore.errors import RunConflictError

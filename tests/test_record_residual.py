@@ -227,3 +227,69 @@ def test_the_residual_example_of_docs_record_md_runs(store, neo4j_server, tmp_pa
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["traced", "[True, True, True, True, False]", "[4]"]
+
+
+@pytest.mark.neo4j
+def test_a_residual_checkpoint_is_imported_with_the_producers_its_user_names(store, cli, tmp_path):
+    model = _model()
+    for module in _modules(model):
+        prune.random_unstructured(module, "weight", amount=0.5)
+    path = tmp_path / "res.pt"
+    torch.save(model.state_dict(), path)
+    # a state_dict is in declaration order (head, stem, conv1, conv2, shortcut), and shapes alone
+    # cannot see that the shortcut reads the stem
+    plain = cli("import", "torch", path, "--run-id", "res-plain")
+    assert plain.exit_code == 0, plain.stderr
+    assert store.read_snapshot("res-plain", 0).producers == [None, None, 1, 2, None]
+    given = cli(
+        "import", "torch", path, "--run-id", "res-given", "--producer", "shortcut=stem", "--producer", "head=none"
+    )
+    assert given.exit_code == 0, given.stderr
+    snap = store.read_snapshot("res-given", 0)
+    assert snap.producers == [None, None, 1, 2, 1] and snap.taps == [1, 9, 9, 9, 1]
+    run = store.get_run("res-given")
+    assert run["chain_source"] == "module-order, producers given"
+    assert run["producers_given"] == ["shortcut=stem", "head=none"]
+    # the shortcut's synapses leave the stem's outputs, as in the traced recording
+    groups = store.read(
+        "MATCH (a:Neuron)-[s:SYNAPSE {run_id: 'res-given', layer: 4}]->(b:Neuron) "
+        "RETURN collect(DISTINCT a.layer) AS source, collect(DISTINCT b.layer) AS target"
+    )
+    assert (groups[0]["source"], groups[0]["target"]) == ([2], [5])
+    traced = snapshot_of(model_layers(model), "traced", 0)
+    assert traced.producers == PRODUCERS
+    for k, name in enumerate(["head", "stem", "conv1", "conv2", "shortcut"]):
+        assert (snap.layers[k] != traced.layers[ORDER.index(name)]).nnz == 0, name
+    check = cli("runs", "check", "res-given", "--json")
+    assert check.exit_code == 0 and json.loads(check.stdout)["consistent"], check.stdout
+    # names and wirings that do not fit: one sentence each, and nothing stored
+    for args, message in [
+        (
+            ["shortcut=stemm"],
+            "the checkpoint has no weight layer 'stemm'; its layers are head, stem, conv1, conv2, shortcut",
+        ),
+        (["conv2=stem"], "'conv2' reads 8 channels, but 'stem' has 6 outputs"),
+        (
+            ["head=stem"],
+            "'head' has 512 inputs, not a whole number of positions for each of 'stem''s 6 output channels",
+        ),
+        (["conv1=conv1"], "layer 'conv1' cannot be its own producer"),
+        (["shortcut"], "--producer takes LAYER=SOURCE"),
+        (["conv1=shortcut"], "'conv1' reads 6 channels, but 'shortcut' has 8 outputs"),
+    ]:
+        bad = cli("import", "torch", path, "--run-id", "res-bad", *[a for x in args for a in ("--producer", x)])
+        lines = [line for line in bad.stderr.strip().splitlines() if line.strip()]
+        assert bad.exit_code != 0 and len(lines) == 1 and message in lines[0], bad.stderr
+    assert "res-bad" not in [r["run_id"] for r in store.list_runs()]
+
+
+def test_producers_that_form_a_cycle_are_refused():
+    from sparsetopo.torch_topology import TorchLayer, TorchTopologyError, give_producers
+
+    square = np.ones((4, 4), dtype=np.float32)
+    layers = [TorchLayer(name, square, square != 0, None, "nonzero") for name in ("a", "b", "c")]
+    with pytest.raises(TorchTopologyError, match="the producers form a cycle: b -> c -> b"):
+        give_producers(layers, {"b": "c", "c": "b"})
+    assert [layer.producer for layer in layers] == [None, None, None]  # nothing changed
+    give_producers(layers, {"c": "a", "b": "a"})
+    assert [layer.producer for layer in layers] == [None, 0, 0]

@@ -181,7 +181,7 @@ def relu_dropout(x: torch.Tensor, p: float, draw: str, training: bool = True) ->
         return torch.relu(x)
     if p >= 1:
         return torch.relu(x) * 0
-    fused = x.dim() == 2 and x.dtype == torch.float32
+    fused = x.dim() == 2 and x.dtype == torch.float32 and x.device.type == "cpu"
     if draw == "torch-bernoulli" and fused and torch_mt.replays_torch():
         scale = _noise_scale(float(p))
         return _FusedReluDropout.apply(x, scale, _torch_bernoulli_fill(float(p), scale))
@@ -194,7 +194,9 @@ def relu_dropout(x: torch.Tensor, p: float, draw: str, training: bool = True) ->
         return y * noise
     if draw == "counter-hash":
         if not fused:
-            raise ValueError(f"counter-hash dropout takes a 2-D float32 tensor, got {x.dim()}-D {x.dtype}")
+            raise ValueError(
+                f"counter-hash dropout takes a 2-D float32 CPU tensor, got a {x.dim()}-D {x.dtype} tensor on {x.device}"
+            )
         scale = np.float32(1.0) / np.float32(1.0 - p)
         return _FusedReluDropout.apply(x, scale, _counter_hash_fill(float(p), scale))
     raise ValueError(f"unknown dropout draw '{draw}'; choose one of: {', '.join(DROPOUT_DRAWS)}")

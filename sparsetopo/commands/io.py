@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from ..choices import Dataset, Method
+from ..errors import UsageError
 from ._common import emit_result, json_option, snapshot_argument, workspace
 
 import_app = typer.Typer(no_args_is_help=True, help="Import topologies into the graph store.")
@@ -56,12 +57,33 @@ def import_torch(
     name: Optional[str] = typer.Option(None, "--name", help=_NAME),
     method: Optional[Method] = typer.Option(None, "--method", help=_METHOD),
     dataset: Optional[Dataset] = typer.Option(None, "--dataset", help=_DATASET),
+    producer: Optional[list[str]] = typer.Option(
+        None,
+        "--producer",
+        metavar="LAYER=SOURCE",
+        help="The layer LAYER reads SOURCE's outputs (module names), or none (after a sum, a "
+        "concatenation); repeatable. Layers are otherwise chained by shapes in module order.",
+    ),
     as_json: bool = json_option(_SUMMARY),
 ) -> None:
     """Import PyTorch checkpoints: each file is a step (natural order); masks from prune buffers,
     a `masks` entry, or the nonzero weights. Loaded with weights_only=True: nothing is unpickled."""
+    producers = _producer_pairs(producer or [])
     with workspace() as ws:
-        _report_import(ws.import_torch(path, run_id=run_id, name=name, method=method, dataset=dataset), as_json)
+        summary = ws.import_torch(path, run_id=run_id, name=name, method=method, dataset=dataset, producers=producers)
+        _report_import(summary, as_json)
+
+
+def _producer_pairs(values: list[str]) -> dict[str, str | None]:
+    pairs: dict[str, str | None] = {}
+    for value in values:
+        layer, sep, source = (part.strip() for part in value.partition("="))
+        if not sep or not layer or not source:
+            raise UsageError(f"--producer takes LAYER=SOURCE (module names, or SOURCE none), got '{value}'")
+        if layer in pairs:
+            raise UsageError(f"--producer names layer '{layer}' twice")
+        pairs[layer] = None if source.lower() == "none" else source
+    return pairs
 
 
 @export_app.command("npz")
