@@ -14,10 +14,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
 import pytest
+
+# Tests Ctrl-C the processes they start. A shell without job control starts a background job
+# with SIGINT ignored, a child inherits that, and Python then never raises KeyboardInterrupt:
+# with a handler here, the children start with the default action (exec resets handled signals).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="sparsetopo-tests-"))
 os.environ["SPARSETOPO_HOME"] = str(_SESSION_HOME / "home")

@@ -45,10 +45,10 @@ def test_every_command_that_prints_data_has_its_workspace_method():
 def test_options_and_keyword_arguments_have_the_same_names():
     import inspect
 
-    # output and confirmation options have no API counterpart; repeated --param name=value is a dict;
-    # `query --list` is ws.queries()
+    # output and confirmation options have no API counterpart; repeated --param name=value (and
+    # --producer layer=source) is a dict; `query --list` is ws.queries()
     cli_only = {"as_json", "as_csv", "quiet", "yes", "help", "list_"}
-    renamed = {"param": "params"}
+    renamed = {"param": "params", "producer": "producers"}
     commands = _cli_commands()
     for name, method in COMMANDS.items():
         accepted = set(inspect.signature(getattr(Workspace, method)).parameters) - {"self"}
