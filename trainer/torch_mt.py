@@ -37,6 +37,14 @@ def _twist(u, v):
     return (y >> np.uint32(1)) ^ (_MATRIX_A if v & np.uint32(1) else np.uint32(0))
 
 
+@nb.njit(inline="always")
+def temper(y):
+    y ^= y >> np.uint32(11)
+    y ^= (y << np.uint32(7)) & np.uint32(0x9D2C5680)
+    y ^= (y << np.uint32(15)) & np.uint32(0xEFC60000)
+    return y ^ (y >> np.uint32(18))
+
+
 @nb.njit(cache=True, nogil=True)
 def refill(words, tempered):
     """The next 624 words in place (MT19937's twist), and their tempered outputs."""
@@ -46,20 +54,7 @@ def refill(words, tempered):
         words[j] = words[j + M - N] ^ _twist(words[j], words[j + 1])
     words[N - 1] = words[M - 1] ^ _twist(words[N - 1], words[0])
     for j in range(N):
-        y = words[j]
-        y ^= y >> np.uint32(11)
-        y ^= (y << np.uint32(7)) & np.uint32(0x9D2C5680)
-        y ^= (y << np.uint32(15)) & np.uint32(0xEFC60000)
-        y ^= y >> np.uint32(18)
-        tempered[j] = y
-
-
-@nb.njit(inline="always")
-def temper(y):
-    y ^= y >> np.uint32(11)
-    y ^= (y << np.uint32(7)) & np.uint32(0x9D2C5680)
-    y ^= (y << np.uint32(15)) & np.uint32(0xEFC60000)
-    return y ^ (y >> np.uint32(18))
+        tempered[j] = temper(words[j])
 
 
 @nb.njit(cache=True, nogil=True)
