@@ -16,6 +16,7 @@ private (directories 700, files 600) and LOAD CSV can reach neither files nor th
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -183,10 +184,14 @@ def _set_autogroup_niceness(pid: int, niceness: int) -> None:
     default on desktop Linux), CPU time is shared between sessions first and nice only counts
     within one, and the server runs in a session of its own (CHANGELOG: part c's batches beside
     the server's writes took as long at nice 10 alone as at nice 0)."""
-    try:
-        Path(f"/proc/{pid}/autogroup").write_text(f"{niceness}\n")
-    except OSError:
-        pass  # no autogroup scheduling here (or not allowed): nice alone then decides
+    for _ in range(5):
+        try:
+            Path(f"/proc/{pid}/autogroup").write_text(f"{niceness}\n")
+            return
+        except OSError as exc:
+            if exc.errno != errno.EAGAIN:
+                return  # no autogroup scheduling here (or not allowed): nice alone then decides
+            time.sleep(0.11)  # the kernel takes one such change per 100 ms from an unprivileged user
 
 
 class LocalServer:
