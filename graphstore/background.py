@@ -186,13 +186,21 @@ def recording(
     failed: any other error (in training or in the writer). Stored snapshots are always whole.
     """
     existed = _run_exists(store, info.run_id)
-    store.create_run(info)
-    # One writer per run: refused here (RunBusyError), before training, with nothing changed.
-    store.claim_run(info.run_id)
+
+    def begin() -> None:
+        store.create_run(info)
+        # One writer per run: refused here (RunBusyError), before training, with nothing changed.
+        store.claim_run(info.run_id)
+
+    # To its end even through Ctrl-C: a run created but left before the `try` below would stay
+    # "running" with its lease held (a sweep's Ctrl-C lands anywhere in a run's start).
+    interrupted_at_start = wait_through_interrupts(begin)
     status = "failed"
     writer = None
     refused = False
     try:
+        if interrupted_at_start:
+            raise KeyboardInterrupt
         with BackgroundWriter(write or store.write_snapshot, maxsize) as writer:
             yield writer
         status = "completed"

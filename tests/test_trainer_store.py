@@ -115,6 +115,26 @@ def test_an_interrupted_run_leaves_whole_snapshots_and_is_marked_interrupted(sto
         _assert_same(store.read_snapshot("cut", snap.step), snap)
 
 
+def test_ctrl_c_while_a_run_is_being_created_marks_it_interrupted_and_frees_it(store, digits, monkeypatch):
+    import signal
+
+    create = store.create_run
+
+    def create_then_ctrl_c(info):
+        result = create(info)
+        os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, as the run's node has just committed
+        return result
+
+    monkeypatch.setattr(store, "create_run", create_then_ctrl_c)
+    body_ran = False
+    with pytest.raises(KeyboardInterrupt):
+        with recording(store, run_info(_config("set", epochs=1), digits, "born-cut")):
+            body_ran = True
+    assert not body_ran
+    run = store.get_run("born-cut")
+    assert run["status"] == "interrupted" and run["writer"] is None
+
+
 def test_a_writer_failure_reaches_training_and_marks_the_run_failed(store, digits):
     class DiskFull(RuntimeError):
         pass
