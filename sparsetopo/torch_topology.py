@@ -168,34 +168,53 @@ def _set_kernel(layer: TorchLayer) -> None:
     layer.tap_shape = [int(d) for d in layer.weight.shape[2:]] if layer.taps > 1 else None
 
 
+def _reading_taps(layer: TorchLayer, source: TorchLayer) -> int | None:
+    """The layer's taps when it reads `source`'s outputs, or None when the shapes do not fit: a
+    convolution reads as many channels as the source has outputs; a Linear after a convolution
+    sees each channel at n_rows / channels spatial positions, after a Linear its outputs."""
+    if layer.convolutional:
+        return layer.taps if layer.weight.shape[1] == source.n_outputs else None
+    if source.convolutional:
+        return layer.n_rows // source.n_outputs if layer.n_rows % source.n_outputs == 0 else None
+    return 1 if layer.n_rows == source.n_outputs else None
+
+
+def _own_taps(layer: TorchLayer) -> None:
+    """Taps before any producer is known: the kernel's for a convolution, 1 for a Linear."""
+    if layer.convolutional:
+        _set_kernel(layer)
+    else:
+        layer.taps, layer.tap_shape = 1, None
+
+
 def _chain(layers: list[TorchLayer]) -> None:
-    """Taps and producers by shapes in module order: a layer whose inputs are as many as the
-    previous layer's outputs (channels, for a convolution) reads them; any other has no producer."""
+    """Taps and producers by shapes in module order: a layer reads the previous layer's outputs
+    where the shapes fit (_reading_taps); any other has no producer."""
     if not layers:
         raise TorchTopologyError("the model has no nn.Linear or convolution to record")
     for k, layer in enumerate(layers):
-        previous = layers[k - 1] if k else None
-        layer.producer = None
-        if layer.convolutional:
-            _set_kernel(layer)
-            if previous is not None and layer.weight.shape[1] == previous.n_outputs:
-                layer.producer = k - 1
-            continue
-        layer.taps, layer.tap_shape = 1, None
-        if previous is None:
-            continue
-        if previous.convolutional and layer.n_rows % previous.n_outputs == 0:
-            # a Linear after a convolution sees each channel at n_rows / channels spatial positions
-            layer.taps, layer.producer = layer.n_rows // previous.n_outputs, k - 1
-        elif layer.n_rows == previous.n_outputs:
-            layer.producer = k - 1
+        _own_taps(layer)
+        taps = _reading_taps(layer, layers[k - 1]) if k else None
+        layer.producer = None if taps is None else k - 1
+        layer.taps = layer.taps if taps is None else taps
+
+
+def _misfit(name: str, layer: TorchLayer, producer: str, source: TorchLayer) -> str:
+    if layer.convolutional:
+        return f"'{name}' reads {layer.weight.shape[1]} channels, but '{producer}' has {source.n_outputs} outputs"
+    if source.convolutional:
+        return (
+            f"'{name}' has {layer.n_rows} inputs, not a whole number of positions for each of "
+            f"'{producer}''s {source.n_outputs} output channels"
+        )
+    return f"'{name}' has {layer.n_rows} inputs, but '{producer}' has {source.n_outputs} outputs"
 
 
 def give_producers(layers: list[TorchLayer], given: Mapping[str, str | None]) -> None:
     """Set the producers a user names (module name -> module name, or None for no producer) over
     the ones shape chaining found: a checkpoint has no dataflow, and module order cannot see a sum
-    or a shortcut. Taps follow the producer (a Linear after a convolution: n_rows / channels).
-    Everything is checked before any layer changes."""
+    or a shortcut. Taps follow the producer (_reading_taps). Everything is checked before any
+    layer changes."""
     index = {layer.name: k for k, layer in enumerate(layers)}
     names = ", ".join(index)
     wiring: dict[int, tuple[int | None, int, list[int] | None]] = {}  # layer -> producer, taps, tap_shape
@@ -206,28 +225,16 @@ def give_producers(layers: list[TorchLayer], given: Mapping[str, str | None]) ->
         if producer == name:
             raise TorchTopologyError(f"layer '{name}' cannot be its own producer")
         layer = layers[index[name]]
-        taps, tap_shape = layer.taps, layer.tap_shape
-        source = None if producer is None else layers[index[producer]]
         if layer.convolutional:
-            if source is not None and layer.weight.shape[1] != source.n_outputs:
-                raise TorchTopologyError(
-                    f"'{name}' reads {layer.weight.shape[1]} channels, but '{producer}' has {source.n_outputs} outputs"
-                )
-        elif source is None:
-            taps, tap_shape = 1, None
-        elif source.convolutional:
-            if layer.n_rows % source.n_outputs:
-                raise TorchTopologyError(
-                    f"'{name}' has {layer.n_rows} inputs, not a whole number of positions for each of "
-                    f"'{producer}''s {source.n_outputs} output channels"
-                )
-            taps, tap_shape = layer.n_rows // source.n_outputs, None
-        elif layer.n_rows != source.n_outputs:
-            raise TorchTopologyError(
-                f"'{name}' has {layer.n_rows} inputs, but '{producer}' has {source.n_outputs} outputs"
-            )
+            taps, tap_shape = layer.taps, layer.tap_shape
         else:
             taps, tap_shape = 1, None
+        if producer is not None:
+            source = layers[index[producer]]
+            reading = _reading_taps(layer, source)
+            if reading is None:
+                raise TorchTopologyError(_misfit(name, layer, producer, source))
+            taps = reading
         wiring[index[name]] = (None if producer is None else index[producer], taps, tap_shape)
     producers = [wiring[k][0] if k in wiring else layer.producer for k, layer in enumerate(layers)]
     for start in range(len(layers)):
